@@ -1,0 +1,42 @@
+"""The only place binderflow's events, commands and subject names are defined."""
+
+from .commands import (
+    AnyCommand,
+    BuildImage,
+    Command,
+    Heartbeat,
+    LaunchRequest,
+    ResolvedRepo,
+    ResolveRef,
+    StartServer,
+    decode_command,
+    decode_heartbeat,
+)
+from .events import (
+    PHASES,
+    TERMINAL_PHASES,
+    AnyPhaseEvent,
+    BuildLogged,
+    BuildWaiting,
+    ImageBuilt,
+    ImagePushing,
+    LaunchFailed,
+    PhaseEvent,
+    RepoFetching,
+    ServerLaunching,
+    ServerReady,
+    decode_phase_event,
+    encode_event,
+    event_to_wire,
+)
+from .subjects import MSG_ID_HEADER, SERVICE_NAMES, Subjects
+from .types import SCHEMA_VERSION
+
+__all__ = [
+    "AnyCommand", "AnyPhaseEvent", "BuildImage", "BuildLogged", "BuildWaiting", "Command",
+    "Heartbeat", "ImageBuilt", "ImagePushing", "LaunchFailed", "LaunchRequest", "MSG_ID_HEADER",
+    "PHASES", "PhaseEvent", "RepoFetching", "ResolveRef", "ResolvedRepo", "SCHEMA_VERSION",
+    "SERVICE_NAMES", "ServerLaunching", "ServerReady", "StartServer", "Subjects",
+    "TERMINAL_PHASES", "decode_command", "decode_heartbeat", "decode_phase_event",
+    "encode_event", "event_to_wire",
+]

@@ -1,0 +1,112 @@
+"""Every NATS subject, stream, durable consumer and header name binderflow uses.
+
+Nothing else in the code base holds a subject literal. All names hang off a
+prefix taken from settings, so a test (or a second installation sharing one NATS)
+can run the whole pipeline in its own namespace.
+
+Layout, most general token first and ids last:
+
+    <prefix>.cmd.resolve                 ResolveRef commands (resolver's work queue)
+    <prefix>.cmd.build                   BuildImage commands (builder's work queue)
+    <prefix>.cmd.launch                  StartServer commands (launcher's work queue)
+    <prefix>.launch.<launch_id>.events   phase events of one launch (what clients see)
+    <prefix>.heartbeat.<service>         liveness beacons (core NATS, not stored)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Subjects", "MSG_ID_HEADER", "SERVICE_NAMES", "is_valid_prefix"]
+
+# JetStream de-duplicates publishes that carry the same id within the stream's
+# duplicate window: a retried publish never stores an event twice.
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+SERVICE_NAMES = ("gateway", "resolver", "builder", "launcher")
+
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def is_valid_prefix(prefix: str) -> bool:
+    """True when `prefix` is usable as one subject token and inside stream names."""
+    return bool(_PREFIX_RE.match(prefix))
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Names for one binderflow namespace."""
+
+    prefix: str = "binderflow"
+
+    def __post_init__(self) -> None:
+        if not is_valid_prefix(self.prefix):
+            raise ValueError(
+                f"subject prefix {self.prefix!r} must be 1-64 lower-case letters, digits, '-' or '_'"
+            )
+
+    @property
+    def _stream_stem(self) -> str:
+        return self.prefix.upper().replace("-", "_")
+
+    # -- streams -------------------------------------------------------------
+    @property
+    def commands_stream(self) -> str:
+        """File-backed stream holding every command; each service has a durable on it."""
+        return f"{self._stream_stem}_COMMANDS"
+
+    @property
+    def events_stream(self) -> str:
+        """File-backed stream holding every launch's phase events: the event log."""
+        return f"{self._stream_stem}_EVENTS"
+
+    # -- commands ------------------------------------------------------------
+    @property
+    def all_commands(self) -> str:
+        return f"{self.prefix}.cmd.>"
+
+    @property
+    def resolve_commands(self) -> str:
+        return f"{self.prefix}.cmd.resolve"
+
+    @property
+    def build_commands(self) -> str:
+        return f"{self.prefix}.cmd.build"
+
+    @property
+    def start_commands(self) -> str:
+        return f"{self.prefix}.cmd.launch"
+
+    def commands_for(self, service: str) -> str:
+        """The command subject a worker service consumes."""
+        return {
+            "resolver": self.resolve_commands,
+            "builder": self.build_commands,
+            "launcher": self.start_commands,
+        }[service]
+
+    def durable_for(self, service: str) -> str:
+        """Durable pull consumer shared by every replica of `service`."""
+        return f"{self.prefix}-{service}"
+
+    # -- launch events -------------------------------------------------------
+    def launch_events(self, launch_id: str) -> str:
+        return f"{self.prefix}.launch.{launch_id}.events"
+
+    @property
+    def all_launch_events(self) -> str:
+        return f"{self.prefix}.launch.*.events"
+
+    def launch_id_of(self, subject: str) -> str:
+        """Inverse of launch_events(): the launch id inside an events subject."""
+        parts = subject.split(".")
+        return parts[-2]
+
+    # -- liveness ------------------------------------------------------------
+    def heartbeat(self, service: str) -> str:
+        return f"{self.prefix}.heartbeat.{service}"
+
+    @property
+    def all_heartbeats(self) -> str:
+        return f"{self.prefix}.heartbeat.*"

@@ -1,0 +1,22 @@
+"""Constrained value types shared by events and commands.
+
+Rules live in the types, so malformed input fails when it is decoded at the edge
+rather than deep inside a service.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+__all__ = ["LaunchId", "EventId", "CommitSha", "NonEmptyStr", "SCHEMA_VERSION"]
+
+# Bumped only for breaking changes; additive fields keep the version.
+SCHEMA_VERSION = 1
+
+# A launch id is one subject token: lower-case letters, digits and '-'.
+LaunchId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{7,63}$")]
+EventId = Annotated[str, Meta(min_length=1, max_length=200)]
+CommitSha = Annotated[str, Meta(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+NonEmptyStr = Annotated[str, Meta(min_length=1)]

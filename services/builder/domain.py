@@ -1,0 +1,50 @@
+"""The builder's decisions as pure functions: progress in, phase events out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, StartServer
+from schemas.events import PhaseEvent
+
+from .executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
+
+__all__ = ["event_for_progress", "start_after_build", "build_failed"]
+
+
+def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: BuildProgress, now: datetime) -> PhaseEvent:
+    """The phase event one piece of build progress becomes.
+
+    Event ids name the build attempt and the position in it, so a publish retried
+    after a lost ack is stored once, while a second attempt's log stays visible.
+    """
+    lid = command.launch_id
+    event_id = f"{lid}.build.{build_id}.{seq}"
+    match progress:
+        case LogLine(text=text):
+            return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=text + "\n")
+        case PhaseChanged(phase="fetching", message=message):
+            return RepoFetching(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+        case PhaseChanged(phase="pushing", message=message):
+            return ImagePushing(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+        case PhaseChanged(message=message):
+            return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+        case BuildFinished(image_name=image_name, was_cached=was_cached):
+            message = "Found built image, launching...\n" if was_cached else "Built image, launching...\n"
+            return ImageBuilt(launch_id=lid, event_id=event_id, timestamp=now, image_name=image_name, message=message)
+    raise TypeError(f"unknown build progress {progress!r}")
+
+
+def start_after_build(command: BuildImage, now: datetime) -> StartServer:
+    lid = command.launch_id
+    return StartServer(command_id=f"{lid}.start", launch_id=lid, issued_at=now, request=command.request, repo=command.repo)
+
+
+def build_failed(command: BuildImage, build_id: str, reason: str, now: datetime) -> LaunchFailed:
+    lid = command.launch_id
+    return LaunchFailed(
+        launch_id=lid,
+        event_id=f"{lid}.build.{build_id}.failed",
+        timestamp=now,
+        message=f"Build failed: {reason.rstrip()}\n",
+    )

@@ -1,0 +1,228 @@
+"""The local executor: a uv-built Python environment in the local environment store.
+
+Follows repo2docker's conventions where a single host can: requirements.txt,
+setup.py/pyproject.toml, runtime.txt, postBuild and start, with binder/ or
+.binder/ taking precedence. JupyterLab is always installed.
+
+Builds run the repository's own code (setup.py, postBuild) on this host, as
+repo2docker does inside a container: the local executor is for a machine that
+trusts the repositories it builds. Use the kubernetes executor otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import os
+import shutil
+import stat
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator
+
+from schemas import ResolvedRepo
+from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
+from services.runtime.gitcmd import GitPolicy, first_error_line, redact_url, run_git
+
+from ..plan import BuildPlan, plan_build
+from ..procs import ProcessFailed, stream_lines
+from .base import BuildError, BuildFinished, BuildProgress, LogLine, PhaseChanged
+
+__all__ = ["LocalExecutor", "find_python"]
+
+log = logging.getLogger(__name__)
+
+
+def find_python(version: str) -> str | None:
+    """Path of a Python X.Y interpreter on this host, or None.
+
+    Looks on PATH, then in pyenv's versions folder (pyenv's shims only serve the
+    default version, so they are skipped).
+    """
+    if version == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return getattr(sys, "_base_executable", sys.executable)
+    exe = f"python{version}"
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if "shims" in directory:
+            continue
+        candidate = os.path.join(directory, exe)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    for root in filter(None, roots):
+        for candidate in sorted(glob.glob(os.path.join(root, "versions", f"{version}*", "bin", exe)), reverse=True):
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
+def _available_pythons() -> list[str]:
+    found = set()
+    for minor in range(6, 16):
+        if find_python(f"3.{minor}"):
+            found.add(f"3.{minor}")
+    return sorted(found, key=lambda v: tuple(map(int, v.split("."))))
+
+
+class LocalExecutor:
+    """Builds environments with uv into a LocalEnvironmentStore."""
+
+    def __init__(
+        self,
+        store: LocalEnvironmentStore,
+        git_policy: GitPolicy,
+        cache_dir: Path,
+        *,
+        index_url: str = "",
+        find_links: list[str] | None = None,
+        no_index: bool = False,
+        jupyterlab_requirement: str = "jupyterlab>=4",
+        build_timeout_seconds: float = 1800.0,
+        git_timeout_seconds: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.git_policy = git_policy
+        self.cache_dir = Path(cache_dir)
+        self.index_url = index_url
+        self.find_links = list(find_links or [])
+        self.no_index = no_index
+        self.jupyterlab_requirement = jupyterlab_requirement
+        self.build_timeout_seconds = build_timeout_seconds
+        self.git_timeout_seconds = git_timeout_seconds
+
+    async def build(self, repo: ResolvedRepo) -> AsyncIterator[BuildProgress]:
+        name = repo.image_name
+        if self.store.is_complete(name):
+            yield BuildFinished(image_name=name, was_cached=True)
+            return
+        started = time.monotonic()
+        deadline = started + self.build_timeout_seconds if self.build_timeout_seconds else None
+        cm, target = await self.store.lock_building(name)
+        try:
+            if self.store.is_complete(name):
+                # Another builder finished it while we waited for the lock.
+                yield BuildFinished(image_name=name, was_cached=True)
+                return
+            workdir = target / "repo"
+            yield PhaseChanged("fetching", f"Fetching {redact_url(repo.repo_url)} at {repo.resolved_ref}...\n")
+            async for line in self._fetch(repo, workdir):
+                yield LogLine(line)
+            plan = plan_build(workdir)
+            async for progress in self._build_environment(plan, target, workdir, deadline):
+                yield progress
+            metadata = EnvironmentMetadata(
+                name=name,
+                repo_url=redact_url(repo.repo_url),
+                resolved_ref=repo.resolved_ref,
+                python=plan.python_version or f"{sys.version_info[0]}.{sys.version_info[1]}",
+                built_at=datetime.now(timezone.utc).isoformat(),
+                build_seconds=round(time.monotonic() - started, 3),
+                start_script=plan.start,
+                binder_dir=plan.binder_dir,
+            )
+            yield PhaseChanged("pushing", f"Storing environment {name}...\n")
+            await asyncio.to_thread(self.store.mark_complete, name, metadata)
+            yield BuildFinished(image_name=name)
+        finally:
+            cm.__exit__(None, None, None)
+
+    # -- steps ---------------------------------------------------------------
+    async def _fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+        workdir.mkdir(parents=True, exist_ok=True)
+        cwd = str(workdir)
+        code, _, err = await run_git(["init", "--quiet", cwd], self.git_policy)
+        if code != 0:
+            raise BuildError(f"Could not prepare a Git working copy: {first_error_line(err)}")
+        url, sha = repo.clone_url, repo.resolved_ref
+        # A shallow fetch of the one commit is fastest; servers that refuse to serve
+        # an arbitrary commit get a full fetch instead.
+        code, _, err = await run_git(
+            ["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, sha], self.git_policy, cwd=cwd, timeout=self.git_timeout_seconds
+        )
+        if code != 0:
+            yield "Shallow fetch of the commit was refused; fetching the whole history"
+            code, _, err = await run_git(
+                ["fetch", "--quiet", "--no-tags", "--", url, "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
+                self.git_policy,
+                cwd=cwd,
+                timeout=self.git_timeout_seconds,
+            )
+            if code != 0:
+                raise BuildError(f"Could not fetch {redact_url(url)}: {first_error_line(err)}")
+        code, _, err = await run_git(["checkout", "--quiet", "--detach", sha, "--"], self.git_policy, cwd=cwd)
+        if code != 0:
+            raise BuildError(f"Could not check out commit {sha} of {redact_url(url)}: {first_error_line(err)}")
+        code, out, _ = await run_git(["log", "-1", "--format=%H %s"], self.git_policy, cwd=cwd)
+        if code == 0:
+            yield f"Checked out {out.strip()}"
+
+    def _uv_env(self, venv: Path | None, home: Path) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "UV_CACHE_DIR": str(self.cache_dir),
+            "UV_PYTHON_DOWNLOADS": "never",
+            "UV_NO_PROGRESS": "1",
+            "NO_COLOR": "1",
+        }
+        if venv is not None:
+            env["VIRTUAL_ENV"] = str(venv)
+            env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+        return env
+
+    def _index_args(self) -> list[str]:
+        args: list[str] = []
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.no_index:
+            args.append("--no-index")
+        return args
+
+    async def _run(self, cmd: list[str], cwd: Path, env: dict[str, str], deadline: float | None, what: str) -> AsyncIterator[str]:
+        yield f"$ {' '.join(cmd[:1] + [a for a in cmd[1:]])}"
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped.")
+        try:
+            async for line in stream_lines(cmd, str(cwd), env, remaining):
+                yield line
+        except ProcessFailed as exc:
+            if exc.timed_out:
+                raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped during {what}.") from None
+            raise BuildError(f"{what} failed (exit status {exc.returncode}); see the build log above.") from None
+
+    async def _build_environment(self, plan: BuildPlan, target: Path, workdir: Path, deadline: float | None) -> AsyncIterator[BuildProgress]:
+        uv = shutil.which("uv") or os.path.join(os.path.dirname(sys.executable), "uv")
+        python = find_python(plan.python_version) if plan.python_version else getattr(sys, "_base_executable", sys.executable)
+        if python is None:
+            have = ", ".join(_available_pythons()) or "none"
+            raise BuildError(
+                f"{plan.binder_dir + '/' if plan.binder_dir else ''}runtime.txt asks for Python {plan.python_version}, "
+                f"which this host cannot provide (available here: {have})."
+            )
+        venv = target / "venv"
+        env = self._uv_env(None, workdir)
+        async for line in self._run([uv, "venv", "--seed", "--python", python, str(venv)], workdir, env, deadline, "Creating the Python environment"):
+            yield LogLine(line)
+        install = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), *self._index_args(), self.jupyterlab_requirement]
+        if plan.requirements:
+            install += ["-r", plan.requirements]
+        if plan.install_repository:
+            install.append(".")
+        env = self._uv_env(venv, workdir)
+        async for line in self._run(install, workdir, env, deadline, "Installing the requirements"):
+            yield LogLine(line)
+        if plan.post_build:
+            script = workdir / plan.post_build
+            script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            async for line in self._run([str(script)], workdir, env, deadline, plan.post_build):
+                yield LogLine(line)
+        if plan.start:
+            script = workdir / plan.start
+            script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)

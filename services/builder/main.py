@@ -1,0 +1,21 @@
+"""Entry point of the builder service."""
+
+from __future__ import annotations
+
+from schemas import BuildImage
+from services.runtime.gitcmd import policy_from_settings
+from services.runtime.service import ServiceRuntime
+from services.runtime.settings import Settings
+from services.runtime.worker import Worker
+
+from .executors import make_executor
+from .handlers import BuilderHandlers
+from .metrics import preset
+
+
+async def serve(settings: Settings) -> None:
+    async with ServiceRuntime("builder", settings, settings.builder.http_port) as rt:
+        preset()
+        handlers = BuilderHandlers(rt.publisher, rt.subjects, make_executor(settings, policy_from_settings(settings)))
+        worker = Worker(rt.js, rt.subjects, "builder", BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds)
+        await worker.run(rt.stopping)

@@ -1,0 +1,91 @@
+"""What to build, read from a repository's files by repo2docker's conventions.
+
+Pure apart from reading the checked-out repository; no subprocesses.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import msgspec
+
+from .executors.base import BuildError
+
+__all__ = ["BuildPlan", "plan_build", "UNSUPPORTED_FILES"]
+
+# Files the local executor cannot honour, and why. The kubernetes executor runs
+# repo2docker, which handles all of them.
+UNSUPPORTED_FILES = {
+    "environment.yml": "a conda environment",
+    "apt.txt": "system (apt) packages",
+    "Dockerfile": "a Dockerfile",
+    "install.R": "an R environment",
+    "DESCRIPTION": "an R package",
+    "Project.toml": "a Julia environment",
+    "REQUIRE": "a Julia environment",
+    "manifest.xml": "a Stencila document",
+    "default.nix": "a Nix environment",
+    "Pipfile": "a Pipenv environment",
+    "Pipfile.lock": "a Pipenv environment",
+}
+
+_RUNTIME_RE = re.compile(r"^python-(\d+)\.(\d+)(?:\.\d+)?$")
+
+
+class BuildPlan(msgspec.Struct, frozen=True, kw_only=True):
+    # Folder the configuration files come from, relative to the repository ("" = top).
+    binder_dir: str = ""
+    requirements: str = ""
+    # Install the repository itself as a package (setup.py or pyproject.toml at the top).
+    install_repository: bool = False
+    # "X.Y" asked for by runtime.txt; empty means the host's default Python.
+    python_version: str = ""
+    post_build: str = ""
+    start: str = ""
+
+
+def plan_build(repo: Path) -> BuildPlan:
+    """Read `repo` and decide what to build. Raises BuildError for what cannot be built here."""
+    has_binder = (repo / "binder").is_dir()
+    has_dot_binder = (repo / ".binder").is_dir()
+    if has_binder and has_dot_binder:
+        raise BuildError("The repository has both a 'binder' and a '.binder' folder; keep only one of them.")
+    binder_dir = "binder" if has_binder else ".binder" if has_dot_binder else ""
+    config = repo / binder_dir if binder_dir else repo
+
+    def rel(name: str) -> str:
+        return f"{binder_dir}/{name}" if binder_dir else name
+
+    for name, what in UNSUPPORTED_FILES.items():
+        if (config / name).exists():
+            raise BuildError(
+                f"{rel(name)} asks for {what}, which the local executor cannot build. "
+                "Use the kubernetes executor (repo2docker) for this repository, "
+                "or describe a Python environment with requirements.txt."
+            )
+
+    python_version = ""
+    runtime = config / "runtime.txt"
+    if runtime.is_file():
+        text = runtime.read_text(errors="replace").strip()
+        match = _RUNTIME_RE.match(text)
+        if match:
+            python_version = f"{match.group(1)}.{match.group(2)}"
+        elif text.startswith("r-"):
+            raise BuildError(f"{rel('runtime.txt')} asks for R ({text}), which the local executor cannot build; use the kubernetes executor (repo2docker).")
+        else:
+            raise BuildError(f"{rel('runtime.txt')} says {text[:80]!r}; expected a line like python-3.11")
+
+    def existing(name: str) -> str:
+        return rel(name) if (config / name).is_file() else ""
+
+    install_repository = not binder_dir and ((repo / "setup.py").is_file() or (repo / "pyproject.toml").is_file())
+    return BuildPlan(
+        binder_dir=binder_dir,
+        requirements=existing("requirements.txt"),
+        install_repository=install_repository,
+        python_version=python_version,
+        post_build=existing("postBuild"),
+        start=existing("start"),
+    )

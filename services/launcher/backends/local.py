@@ -1,0 +1,333 @@
+"""The local backend: JupyterLab processes on this host, one per launch.
+
+Each server gets a working copy of the repository (so edits never touch the
+environment store), a fresh random token (passed in the environment, never on a
+command line), a free port on the configured host, and a record in
+`<data>/servers/<launch_id>/server.json` so a restarted launcher adopts the
+servers still running and `binderflow up` can stop any left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+import msgspec
+
+from schemas import LaunchRequest, ResolvedRepo
+from services.runtime.environments import LocalEnvironmentStore
+
+from .base import LaunchError, RunningServer
+
+__all__ = ["LocalBackend", "ServerRecord", "stop_recorded_servers"]
+
+log = logging.getLogger(__name__)
+
+
+class ServerRecord(msgspec.Struct, frozen=True, kw_only=True):
+    launch_id: str
+    pid: int
+    port: int
+    url: str
+    token: str
+    image: str
+    started_at: datetime
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _terminate(pid: int, grace_seconds: float = 5.0) -> None:
+    _kill_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and _is_alive(pid):
+        await asyncio.sleep(0.1)
+    if _is_alive(pid):
+        _kill_group(pid, signal.SIGKILL)
+
+
+def _read_records(servers_path: Path) -> list[tuple[Path, ServerRecord]]:
+    records = []
+    if not servers_path.is_dir():
+        return records
+    for record_file in servers_path.glob("*/server.json"):
+        try:
+            records.append((record_file.parent, msgspec.json.decode(record_file.read_bytes(), type=ServerRecord)))
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    return records
+
+
+def stop_recorded_servers(servers_path: Path) -> int:
+    """Stop every server recorded under `servers_path` (synchronous, for shutdown paths)."""
+    stopped = 0
+    for directory, record in _read_records(servers_path):
+        if _is_alive(record.pid):
+            _kill_group(record.pid, signal.SIGTERM)
+            stopped += 1
+    deadline = time.monotonic() + 5
+    for directory, record in _read_records(servers_path):
+        while _is_alive(record.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _is_alive(record.pid):
+            _kill_group(record.pid, signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+    return stopped
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "<token>") if token else text
+
+
+class LocalBackend:
+    def __init__(
+        self,
+        store: LocalEnvironmentStore,
+        servers_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        start_timeout_seconds: float = 120.0,
+        idle_timeout_seconds: float = 600.0,
+        max_age_seconds: float = 6 * 3600.0,
+        max_servers: int = 50,
+    ) -> None:
+        self.store = store
+        self.servers_path = Path(servers_path)
+        self.host = host
+        self.start_timeout_seconds = start_timeout_seconds
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.max_age_seconds = max_age_seconds
+        self.max_servers = max_servers
+        self._servers: dict[str, ServerRecord] = {}
+        self._starting: dict[str, asyncio.Future[RunningServer]] = {}
+
+    # -- adoption ------------------------------------------------------------
+    def adopt(self) -> int:
+        """Take over servers a previous launcher process left running; forget dead ones."""
+        adopted = 0
+        for directory, record in _read_records(self.servers_path):
+            if _is_alive(record.pid):
+                self._servers[record.launch_id] = record
+                adopted += 1
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
+        for directory in self.servers_path.glob("*") if self.servers_path.is_dir() else []:
+            if directory.is_dir() and not (directory / "server.json").exists() and directory.name not in self._servers:
+                shutil.rmtree(directory, ignore_errors=True)
+        return adopted
+
+    @property
+    def running(self) -> int:
+        return len(self._servers)
+
+    # -- start ---------------------------------------------------------------
+    async def start(self, launch_id: str, repo: ResolvedRepo, request: LaunchRequest) -> RunningServer:
+        record = self._servers.get(launch_id)
+        if record is not None and _is_alive(record.pid):
+            return self._running(record)
+        pending = self._starting.get(launch_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[RunningServer] = asyncio.get_running_loop().create_future()
+        self._starting[launch_id] = future
+        try:
+            server = await self._start(launch_id, repo, request)
+            future.set_result(server)
+            return server
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            del self._starting[launch_id]
+
+    def _running(self, record: ServerRecord) -> RunningServer:
+        return RunningServer(launch_id=record.launch_id, url=record.url, token=record.token, image=record.image, started_at=record.started_at)
+
+    async def _start(self, launch_id: str, repo: ResolvedRepo, request: LaunchRequest) -> RunningServer:
+        name = repo.image_name
+        if not self.store.is_complete(name):
+            raise LaunchError(f"The environment {name} is not in the environment store; it may have been removed. Launch again to rebuild it.")
+        if len(self._servers) + len(self._starting) > self.max_servers:
+            raise LaunchError(f"Too many servers are running here ({len(self._servers)}); try again later.")
+        metadata = self.store.metadata(name)
+        directory = self.servers_path / launch_id
+        home = directory / "home"
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        os.chmod(directory, 0o700)
+        await asyncio.to_thread(shutil.copytree, self.store.repo(name), home, symlinks=True)
+        venv = self.store.venv(name)
+        token = secrets.token_hex(24)
+        for attempt in range(3):
+            port = _free_port(self.host)
+            cmd = [
+                str(venv / "bin" / "jupyter"),
+                "lab",
+                "--no-browser",
+                f"--ip={self.host}",
+                f"--port={port}",
+                "--port-retries=0",
+                f"--ServerApp.root_dir={home}",
+            ]
+            if os.geteuid() == 0:
+                cmd.append("--allow-root")
+            if metadata.start_script:
+                # repo2docker's contract: `start` runs with the server command as
+                # arguments and must `exec "$@"`.
+                cmd = [str(home / metadata.start_script), *cmd]
+            env = {
+                "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+                "VIRTUAL_ENV": str(venv),
+                "HOME": str(home),
+                "LANG": os.environ.get("LANG", "C.UTF-8"),
+                "JUPYTER_TOKEN": token,
+                "JUPYTER_RUNTIME_DIR": str(directory / "runtime"),
+                "JUPYTER_IMAGE": name,
+                "JUPYTER_IMAGE_SPEC": name,
+                "BINDER_REPO_URL": repo.repo_url,
+                "BINDER_REF_URL": repo.ref_url,
+                "BINDER_LAUNCH_HOST": request.launch_host,
+                "BINDER_REQUEST": repo.binder_request,
+                "BINDER_PERSISTENT_REQUEST": repo.binder_persistent_request,
+            }
+            log_path = directory / "server.log"
+            with open(log_path, "ab") as log_file:
+                os.chmod(log_path, 0o600)
+                proc = await asyncio.create_subprocess_exec(
+                    *cmd,
+                    cwd=str(home),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    start_new_session=True,
+                )
+            url = f"http://{self.host}:{port}/"
+            record = ServerRecord(
+                launch_id=launch_id, pid=proc.pid, port=port, url=url, token=token, image=name, started_at=datetime.now(timezone.utc)
+            )
+            record_path = directory / "server.json"
+            record_path.write_bytes(msgspec.json.encode(record))
+            os.chmod(record_path, 0o600)
+            self._servers[launch_id] = record
+            try:
+                await self._wait_ready(proc, url, token)
+                log.info("launch %s: server for %s ready on port %d", launch_id, name, port)
+                return self._running(record)
+            except LaunchError as exc:
+                self._servers.pop(launch_id, None)
+                await _terminate(proc.pid)
+                tail = _scrub(log_path.read_text(errors="replace")[-3000:], token)
+                if "is already in use" in tail and attempt < 2:
+                    log.warning("port %d was taken; retrying", port)
+                    continue
+                shutil.rmtree(directory, ignore_errors=True)
+                last = [ln for ln in tail.splitlines() if ln.strip()][-5:]
+                detail = ("\n" + "\n".join(last)) if last else ""
+                raise LaunchError(f"{exc}{detail}") from None
+            except BaseException:
+                self._servers.pop(launch_id, None)
+                await _terminate(proc.pid)
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+        raise LaunchError("Could not find a free port for the server")
+
+    async def _wait_ready(self, proc: asyncio.subprocess.Process, url: str, token: str) -> None:
+        deadline = time.monotonic() + self.start_timeout_seconds
+        headers = {"Authorization": f"token {token}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while time.monotonic() < deadline:
+                if proc.returncode is not None:
+                    raise LaunchError(f"The server exited during start-up with status {proc.returncode}.")
+                try:
+                    async with session.get(url + "api/status", headers=headers) as resp:
+                        if resp.status == 200:
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                try:
+                    await asyncio.wait_for(proc.wait(), 0.25)
+                except asyncio.TimeoutError:
+                    pass
+        raise LaunchError(f"The server did not answer within {self.start_timeout_seconds:.0f} s.")
+
+    # -- stop ----------------------------------------------------------------
+    async def stop(self, launch_id: str) -> None:
+        record = self._servers.pop(launch_id, None)
+        if record is None:
+            return
+        await _terminate(record.pid)
+        shutil.rmtree(self.servers_path / launch_id, ignore_errors=True)
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self.stop(lid) for lid in list(self._servers)))
+
+    async def _last_activity(self, session: aiohttp.ClientSession, record: ServerRecord) -> datetime | None:
+        try:
+            async with session.get(record.url + "api/status", headers={"Authorization": f"token {record.token}"}) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+        raw = body.get("last_activity")
+        if not raw:
+            return None
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    async def cull(self, now: datetime) -> list[str]:
+        stopped: list[str] = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            for launch_id, record in list(self._servers.items()):
+                reason = ""
+                if not _is_alive(record.pid):
+                    reason = "exited"
+                elif self.max_age_seconds and now - record.started_at > timedelta(seconds=self.max_age_seconds):
+                    reason = "reached its maximum age"
+                elif self.idle_timeout_seconds:
+                    last = await self._last_activity(session, record)
+                    if last is not None and now - last > timedelta(seconds=self.idle_timeout_seconds):
+                        reason = "was idle"
+                if reason:
+                    log.info("stopping server of launch %s: it %s", launch_id, reason)
+                    await self.stop(launch_id)
+                    stopped.append(launch_id)
+        return stopped

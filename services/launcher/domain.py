@@ -1,0 +1,40 @@
+"""The launcher's events as pure functions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas import LaunchFailed, ServerLaunching, ServerReady, StartServer
+
+from .backends.base import RunningServer
+
+__all__ = ["launching", "ready", "launch_failed"]
+
+
+def launching(command: StartServer, now: datetime) -> ServerLaunching:
+    lid = command.launch_id
+    return ServerLaunching(launch_id=lid, event_id=f"{lid}.launch.launching", timestamp=now, message="Launching server...\n")
+
+
+def ready(command: StartServer, server: RunningServer, now: datetime) -> ServerReady:
+    lid = command.launch_id
+    repo = command.repo
+    return ServerReady(
+        launch_id=lid,
+        event_id=f"{lid}.launch.ready",
+        timestamp=now,
+        message=f"server running at {server.url}\n",
+        url=server.url,
+        token=server.token,
+        image=server.image,
+        repo_url=repo.repo_url,
+        binder_ref_url=repo.ref_url,
+        binder_launch_host=command.request.launch_host,
+        binder_request=repo.binder_request,
+        binder_persistent_request=repo.binder_persistent_request,
+    )
+
+
+def launch_failed(command: StartServer, reason: str, now: datetime) -> LaunchFailed:
+    lid = command.launch_id
+    return LaunchFailed(launch_id=lid, event_id=f"{lid}.launch.failed", timestamp=now, message=f"Launch failed: {reason.rstrip()}\n")

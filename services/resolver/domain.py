@@ -1,0 +1,117 @@
+"""The resolver's decisions, as pure functions: name the environment, build or launch.
+
+No I/O, no clock, no random ids: everything arrives as arguments, so tests are
+plain calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas import (
+    BuildImage,
+    BuildWaiting,
+    ImageBuilt,
+    LaunchFailed,
+    ResolvedRepo,
+    ResolveRef,
+    StartServer,
+)
+from schemas.commands import Command
+from schemas.events import PhaseEvent
+
+from .providers.base import ResolvedSource
+
+__all__ = ["environment_name", "pin", "Decision", "decide", "failure", "ENVIRONMENT_NAME_MAX"]
+
+# DNS labels are at most 63 characters; image names and pod names inherit this.
+ENVIRONMENT_NAME_MAX = 63
+_HASH_CHARS = 16
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text.lower())
+    text = re.sub(r"\.git$", "", text)
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def environment_name(provider: str, repo_url: str, resolved_ref: str) -> str:
+    """The environment's name: same inputs, same name; DNS-safe; at most 63 characters.
+
+    Human-readable slug from the repository, then a hash of all inputs so two
+    repositories whose slugs collide still get different names. This is the one
+    place that decides what an environment is keyed by.
+    """
+    digest = hashlib.sha256(f"{provider}\0{repo_url}\0{resolved_ref}".encode()).hexdigest()[:_HASH_CHARS]
+    head = f"{_slug(provider)}-{_slug(repo_url)}"
+    room = ENVIRONMENT_NAME_MAX - _HASH_CHARS - 1
+    head = head[:room].strip("-") or "env"
+    return f"{head}-{digest}"
+
+
+def pin(provider: str, spec: str, source: ResolvedSource, image_prefix: str = "") -> ResolvedRepo:
+    """A resolved source plus the names BinderHub's ready event reports."""
+    return ResolvedRepo(
+        repo_url=source.repo_url,
+        ref=source.ref,
+        resolved_ref=source.resolved_ref,
+        ref_url=source.ref_url,
+        clone_url=source.clone_url,
+        image_name=image_prefix + environment_name(provider, source.repo_url, source.resolved_ref),
+        binder_request=f"v2/{provider}/{spec}",
+        binder_persistent_request=f"v2/{provider}/{source.persistent_spec}",
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Events to append to the launch, and commands to queue, in this order."""
+
+    events: list[PhaseEvent] = field(default_factory=list)
+    build: BuildImage | None = None
+    start: StartServer | None = None
+
+    @property
+    def commands(self) -> list[Command]:
+        return [c for c in (self.build, self.start) if c is not None]
+
+
+def decide(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetime) -> Decision:
+    """Launch a built environment at once; otherwise queue a build."""
+    lid = command.launch_id
+    if is_built:
+        return Decision(
+            events=[
+                ImageBuilt(
+                    launch_id=lid,
+                    event_id=f"{lid}.resolver.built",
+                    timestamp=now,
+                    image_name=repo.image_name,
+                    message="Found built image, launching...\n",
+                )
+            ],
+            start=StartServer(command_id=f"{lid}.start", launch_id=lid, issued_at=now, request=command.request, repo=repo),
+        )
+    return Decision(
+        events=[
+            BuildWaiting(
+                launch_id=lid,
+                event_id=f"{lid}.resolver.waiting",
+                timestamp=now,
+                message=f"Waiting for build to start... ({repo.repo_url} at {repo.resolved_ref[:12]})\n",
+            )
+        ],
+        build=BuildImage(command_id=f"{lid}.build", launch_id=lid, issued_at=now, request=command.request, repo=repo),
+    )
+
+
+def failure(command: ResolveRef, message: str, now: datetime) -> LaunchFailed:
+    return LaunchFailed(
+        launch_id=command.launch_id,
+        event_id=f"{command.launch_id}.resolver.failed",
+        timestamp=now,
+        message=message if message.endswith("\n") else message + "\n",
+    )

@@ -1,0 +1,72 @@
+"""The resolver's I/O edge: resolve a ref, check the store, publish the decision."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from schemas import ResolveRef, Subjects
+from services.runtime.bus import EventPublisher
+from services.runtime.environments import EnvironmentStore
+from services.runtime.service import utcnow
+
+from . import domain
+from .metrics import RESOLUTIONS, RESOLVE_SECONDS, ResolveOutcome
+from .providers import ProviderError, RepoProvider
+
+__all__ = ["ResolverHandlers"]
+
+log = logging.getLogger(__name__)
+
+
+class ResolverHandlers:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        subjects: Subjects,
+        providers: dict[str, RepoProvider],
+        store: EnvironmentStore,
+        image_prefix: str = "",
+    ) -> None:
+        self._publisher = publisher
+        self._subjects = subjects
+        self._providers = providers
+        self._store = store
+        self._image_prefix = image_prefix
+
+    async def handle(self, command: ResolveRef) -> None:
+        request = command.request
+        provider = self._providers.get(request.provider)
+        if provider is None:
+            known = ", ".join(sorted(self._providers))
+            RESOLUTIONS.labels(request.provider[:32], ResolveOutcome.UNKNOWN_PROVIDER.value).inc()
+            await self._publisher.event(
+                domain.failure(command, f"No provider found for prefix {request.provider!r} (known providers: {known})", utcnow())
+            )
+            return
+        started = time.monotonic()
+        try:
+            source = await provider.resolve(request.spec)
+        except ProviderError as exc:
+            RESOLUTIONS.labels(provider.name, ResolveOutcome.FAILED.value).inc()
+            log.info("launch %s: %s", command.launch_id, exc)
+            await self._publisher.event(domain.failure(command, str(exc), utcnow()))
+            return
+        finally:
+            RESOLVE_SECONDS.labels(provider.name).observe(time.monotonic() - started)
+        repo = domain.pin(request.provider, request.spec, source, self._image_prefix)
+        is_built = await self._store.exists(repo.image_name)
+        decision = domain.decide(command, repo, is_built, utcnow())
+        RESOLUTIONS.labels(provider.name, (ResolveOutcome.BUILT if is_built else ResolveOutcome.BUILD).value).inc()
+        log.info("launch %s: %s at %s -> %s (%s)", command.launch_id, repo.repo_url, repo.resolved_ref[:12], repo.image_name, "built" if is_built else "build")
+        for event in decision.events:
+            await self._publisher.event(event)
+        if decision.build is not None:
+            await self._publisher.command(self._subjects.build_commands, decision.build)
+        if decision.start is not None:
+            await self._publisher.command(self._subjects.start_commands, decision.start)
+
+    async def give_up(self, command: ResolveRef, error: BaseException) -> None:
+        await self._publisher.event(
+            domain.failure(command, f"Internal error while resolving {command.request.provider}/{command.request.spec}: {error}", utcnow())
+        )

@@ -1,0 +1,27 @@
+"""Entry point of the resolver service."""
+
+from __future__ import annotations
+
+from schemas import ResolveRef
+from services.runtime.environments import LocalEnvironmentStore
+from services.runtime.service import ServiceRuntime
+from services.runtime.settings import Settings
+from services.runtime.worker import Worker
+
+from .handlers import ResolverHandlers
+from services.runtime.gitcmd import policy_from_settings
+
+from .providers import make_providers
+
+
+async def serve(settings: Settings) -> None:
+    async with ServiceRuntime("resolver", settings, settings.resolver.http_port) as rt:
+        handlers = ResolverHandlers(
+            rt.publisher,
+            rt.subjects,
+            make_providers(policy_from_settings(settings)),
+            LocalEnvironmentStore(settings.environments_path),
+            settings.resolver.image_prefix,
+        )
+        worker = Worker(rt.js, rt.subjects, "resolver", ResolveRef, handlers.handle, handlers.give_up, settings.resolver.max_concurrent)
+        await worker.run(rt.stopping)

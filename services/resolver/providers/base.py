@@ -1,0 +1,41 @@
+"""The repository-provider protocol: turn a BinderHub spec into a pinned source."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+__all__ = ["RepoProvider", "ResolvedSource", "ProviderError"]
+
+
+class ProviderError(Exception):
+    """Resolution failed for a reason a person should read (bad spec, missing ref, unreachable repo)."""
+
+
+class ResolvedSource(msgspec.Struct, frozen=True, kw_only=True):
+    """What a provider learned about a spec."""
+
+    repo_url: str
+    ref: str
+    resolved_ref: str
+    ref_url: str
+    clone_url: str
+    # Spec that pins the same content forever (BinderHub's persistent spec).
+    persistent_spec: str
+    # Human-readable part of the environment name (e.g. "owner-repo").
+    build_slug: str
+
+
+class RepoProvider(Protocol):
+    """A source of repositories (BinderHub's RepoProvider), chosen by spec prefix."""
+
+    name: str
+
+    async def resolve(self, spec: str) -> ResolvedSource:
+        """Pin `spec` (the part after "<provider>/") to one commit.
+
+        Raises ProviderError with a message for a person when the spec is malformed,
+        refers to something that does not exist, or the repository cannot be reached.
+        """
+        ...

@@ -1,0 +1,127 @@
+"""The `git` provider: any Git URL, BinderHub's spec `<url-escaped-url>/<ref>`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import urllib.parse
+
+from services.runtime.gitcmd import (
+    SHA_RE,
+    SHORT_SHA_RE,
+    GitError,
+    GitPolicy,
+    check_ref,
+    check_url,
+    first_error_line,
+    redact_url,
+    run_git,
+)
+
+from .base import ProviderError, ResolvedSource
+
+__all__ = ["GitProvider", "parse_ls_remote", "pick_ref"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_ls_remote(output: str) -> dict[str, str]:
+    """`git ls-remote` output as {ref name: sha}."""
+    refs: dict[str, str] = {}
+    for line in output.splitlines():
+        sha, _, name = line.partition("\t")
+        if SHA_RE.match(sha) and name:
+            refs[name] = sha
+    return refs
+
+
+def pick_ref(refs: dict[str, str], ref: str) -> str | None:
+    """The commit `ref` names among advertised refs, or None. Pure."""
+    if ref == "HEAD":
+        return refs.get("HEAD")
+    candidates = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+    for name in candidates:
+        # An annotated tag's commit is advertised as "<tag>^{}".
+        if f"{name}^{{}}" in refs:
+            return refs[f"{name}^{{}}"]
+        if name in refs:
+            return refs[name]
+    if SHORT_SHA_RE.match(ref):
+        matches = {sha for sha in refs.values() if sha.startswith(ref)}
+        if len(matches) == 1:
+            return matches.pop()
+    return None
+
+
+class GitProvider:
+    """Any Git repository by URL."""
+
+    name = "git"
+
+    def __init__(self, policy: GitPolicy) -> None:
+        self.policy = policy
+
+    def parse_spec(self, spec: str) -> tuple[str, str]:
+        """Split BinderHub's `<url-escaped-url>/<ref>` into (url, ref)."""
+        if "/" not in spec:
+            raise ProviderError(
+                f"The spec {spec!r} is malformed: the git provider expects <url-escaped-url>/<ref>, "
+                "for example git/https%3A%2F%2Fexample.org%2Frepo.git/HEAD"
+            )
+        quoted_url, quoted_ref = spec.split("/", 1)
+        url = urllib.parse.unquote(quoted_url)
+        ref = urllib.parse.unquote(quoted_ref)
+        return url, ref
+
+    async def resolve(self, spec: str) -> ResolvedSource:
+        url, ref = self.parse_spec(spec)
+        try:
+            await check_url(url, self.policy)
+            check_ref(ref)
+        except GitError as exc:
+            raise ProviderError(str(exc)) from None
+        shown = redact_url(url)
+        code, out, err = await run_git(["ls-remote", "--", url], self.policy)
+        if code != 0:
+            raise ProviderError(f"Could not reach the repository at {shown}: {first_error_line(err)}")
+        refs = parse_ls_remote(out)
+        if SHA_RE.match(ref):
+            commit = ref
+        else:
+            found = pick_ref(refs, ref)
+            if found is None and SHORT_SHA_RE.match(ref):
+                found = await self._resolve_short_sha(url, ref)
+            if found is None:
+                raise ProviderError(f"Could not resolve ref {ref!r} in {shown}: no branch, tag or commit of that name")
+            commit = found
+        return ResolvedSource(
+            repo_url=url,
+            ref=ref,
+            resolved_ref=commit,
+            ref_url=url,
+            clone_url=url,
+            persistent_spec=f"{urllib.parse.quote(url, safe='')}/{commit}",
+            build_slug=url,
+        )
+
+    async def _resolve_short_sha(self, url: str, short: str) -> str | None:
+        """A short sha that is no branch tip: fetch the history (no file contents) and look."""
+        tmp = tempfile.mkdtemp(prefix="binderflow-resolve-")
+        try:
+            code, _, _ = await run_git(["init", "--quiet", "--bare", tmp], self.policy)
+            if code != 0:
+                return None
+            code, _, err = await run_git(
+                ["fetch", "--quiet", "--filter=blob:none", "--no-tags", "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                self.policy,
+                cwd=tmp,
+            )
+            if code != 0:
+                log.info("history fetch for short sha failed: %s", first_error_line(err))
+                return None
+            code, out, _ = await run_git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{short}^{{commit}}"], self.policy, cwd=tmp)
+            sha = out.strip()
+            return sha if code == 0 and SHA_RE.match(sha) else None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

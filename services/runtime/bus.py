@@ -1,0 +1,166 @@
+"""NATS connection, idempotent JetStream setup and event publishing.
+
+Streams and consumers are created or updated at every service start, so any
+service may start first and may restart at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js import api as jsapi
+from nats.js.errors import BadRequestError, NotFoundError
+
+from schemas import MSG_ID_HEADER, Subjects, encode_event
+from schemas.commands import Command
+from schemas.events import PhaseEvent
+
+from .settings import Settings
+
+__all__ = ["connect", "ensure_streams", "ensure_consumer", "EventPublisher", "WORKER_ACK_WAIT_SECONDS", "WORKER_MAX_DELIVER"]
+
+log = logging.getLogger(__name__)
+
+# A worker not heard from (ack or in-progress) for this long gets its message redelivered.
+WORKER_ACK_WAIT_SECONDS = 30.0
+# A command is tried at most this many times; the last try reports the failure.
+WORKER_MAX_DELIVER = 4
+
+
+async def connect(url: str, name: str) -> NATS:
+    """Connect with endless reconnects; failover noise goes to debug logs."""
+
+    async def error_cb(exc: Exception) -> None:
+        log.debug("nats error: %s", exc)
+
+    async def disconnected_cb() -> None:
+        log.warning("disconnected from NATS at %s; reconnecting", url)
+
+    async def reconnected_cb() -> None:
+        log.info("reconnected to NATS")
+
+    return await nats.connect(
+        url,
+        name=name,
+        error_cb=error_cb,
+        disconnected_cb=disconnected_cb,
+        reconnected_cb=reconnected_cb,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        # Lots of concurrent SSE streams fan out from one connection.
+        pending_size=64 * 1024 * 1024,
+    )
+
+
+async def _add_or_update_stream(js: JetStreamContext, config: jsapi.StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        # Stream exists with other settings (e.g. retention changed in config).
+        if exc.err_code in (10058, 10065):
+            await js.update_stream(config)
+        else:
+            raise
+
+
+async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Settings) -> None:
+    """Create (or bring up to date) the command and event streams."""
+    events = settings.events
+    await _add_or_update_stream(
+        js,
+        jsapi.StreamConfig(
+            name=subjects.commands_stream,
+            description="binderflow commands: resolve, build and launch work queues",
+            subjects=[subjects.all_commands],
+            retention=jsapi.RetentionPolicy.LIMITS,
+            storage=jsapi.StorageType.FILE,
+            max_age=events.commands_max_age_seconds,
+            duplicate_window=events.duplicate_window_seconds,
+        ),
+    )
+    await _add_or_update_stream(
+        js,
+        jsapi.StreamConfig(
+            name=subjects.events_stream,
+            description="binderflow launch events: the event log",
+            subjects=[subjects.all_launch_events],
+            retention=jsapi.RetentionPolicy.LIMITS,
+            storage=jsapi.StorageType.FILE,
+            max_age=events.max_age_seconds,
+            max_bytes=events.max_bytes,
+            discard=jsapi.DiscardPolicy.OLD,
+            duplicate_window=events.duplicate_window_seconds,
+            allow_direct=True,
+        ),
+    )
+
+
+async def ensure_consumer(js: JetStreamContext, subjects: Subjects, service: str) -> str:
+    """Create the durable pull consumer all replicas of `service` share; returns its name."""
+    durable = subjects.durable_for(service)
+    config = jsapi.ConsumerConfig(
+        durable_name=durable,
+        filter_subject=subjects.commands_for(service),
+        ack_policy=jsapi.AckPolicy.EXPLICIT,
+        deliver_policy=jsapi.DeliverPolicy.NEW,
+        ack_wait=WORKER_ACK_WAIT_SECONDS,
+        max_deliver=WORKER_MAX_DELIVER,
+        max_ack_pending=1000,
+    )
+    try:
+        await js.consumer_info(subjects.commands_stream, durable)
+        return durable
+    except NotFoundError:
+        pass
+    try:
+        await js.add_consumer(subjects.commands_stream, config)
+    except BadRequestError as exc:
+        # Another replica created it at the same moment.
+        log.debug("consumer %s exists: %s", durable, exc)
+    return durable
+
+
+class EventPublisher:
+    """Publishes phase events and commands with their ids as Nats-Msg-Id.
+
+    A publish is retried on timeouts; JetStream's duplicate window makes the retry
+    safe, so an event is stored once even if an ack was lost.
+    """
+
+    def __init__(self, js: JetStreamContext, subjects: Subjects, attempts: int = 5) -> None:
+        self._js = js
+        self._subjects = subjects
+        self._attempts = attempts
+
+    async def _publish(self, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None) -> jsapi.PubAck:
+        hdrs = {MSG_ID_HEADER: msg_id, **(headers or {})}
+        delay = 0.2
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._js.publish(subject, payload, timeout=5, headers=hdrs)
+            except (nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError, nats.errors.ConnectionClosedError) as exc:
+                if attempt == self._attempts:
+                    raise
+                log.warning("publish to %s failed (%s); retrying", subject, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+        raise AssertionError("unreachable")
+
+    async def event(self, event: PhaseEvent) -> jsapi.PubAck:
+        """Append one phase event to its launch's subject."""
+        return await self._publish(self._subjects.launch_events(event.launch_id), encode_event(event), event.event_id)
+
+    async def command(self, subject: str, command: Command) -> jsapi.PubAck:
+        """Queue a command for the service that consumes `subject`."""
+        return await self._publish(subject, encode_event(command), command.command_id)
+
+
+def to_builtins(obj: Any) -> Any:
+    return msgspec.to_builtins(obj)

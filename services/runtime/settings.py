@@ -1,0 +1,289 @@
+"""binderflow's one typed configuration: a TOML file, then BINDERFLOW_* variables.
+
+Precedence (last wins): defaults, the TOML file, environment variables, then
+command-line flags the CLI passes in. Top-level settings are read from
+`BINDERFLOW_<NAME>`, a service's settings from `BINDERFLOW_<SERVICE>_<NAME>`
+(e.g. BINDERFLOW_GATEWAY_PORT=9000). An invalid value stops the service with a
+message that names the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import msgspec
+
+__all__ = [
+    "Settings",
+    "GatewaySettings",
+    "ResolverSettings",
+    "BuilderSettings",
+    "LauncherSettings",
+    "NatsServerSettings",
+    "EventLogSettings",
+    "SettingsError",
+    "load_settings",
+    "default_data_dir",
+]
+
+_PRIVATE_NETWORKS = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+]
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message names the key."""
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "binderflow")
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class GatewaySettings(_Section, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = msgspec.field(default=8585)
+    # Public base URL clients use (BinderHub's binder_launch_host); empty: derived
+    # from each request's Host header.
+    public_url: str = ""
+    # An SSE comment every N seconds stops proxies from closing idle streams; 0 disables.
+    heartbeat_interval_seconds: float = 25.0
+    # A service is "seen recently" in /health if it sent a heartbeat this recently.
+    service_stale_after_seconds: float = 30.0
+
+
+class ResolverSettings(_Section, frozen=True, kw_only=True):
+    # Port of /health and /metrics; 0 picks a free port.
+    http_port: int = 8586
+    # URL schemes the git provider may fetch; "file" and "ext" stay off unless added.
+    git_allowed_schemes: list[str] = msgspec.field(default_factory=lambda: ["https", "http", "git"])
+    # Hosts (resolved addresses) in these networks are refused, against SSRF.
+    git_blocked_networks: list[str] = msgspec.field(default_factory=lambda: list(_PRIVATE_NETWORKS))
+    # Host names allowed even when they resolve into a blocked network (e.g. a
+    # company Git server); "*" allows every host.
+    git_allowed_hosts: list[str] = []
+    git_timeout_seconds: float = 60.0
+    # Image names are "<image_prefix><name>"; the local store ignores the prefix.
+    image_prefix: str = ""
+    max_concurrent: int = 16
+
+
+class BuilderSettings(_Section, frozen=True, kw_only=True):
+    http_port: int = 8587
+    # Which executor builds environments: "local" (uv on this host).
+    executor: str = "local"
+    # A build still running after this long is stopped and fails; 0 means no limit.
+    build_timeout_seconds: float = 1800.0
+    max_concurrent_builds: int = 2
+    # Package index for user environments; empty means uv's default (PyPI).
+    index_url: str = ""
+    # Extra directories or URLs with wheels (uv --find-links).
+    find_links: list[str] = []
+    # Only use find_links, never an index (an offline installation).
+    no_index: bool = False
+    # JupyterLab requirement installed into every environment.
+    jupyterlab_requirement: str = "jupyterlab>=4"
+    git_timeout_seconds: float = 300.0
+
+
+class LauncherSettings(_Section, frozen=True, kw_only=True):
+    http_port: int = 8588
+    backend: str = "local"
+    # Host name servers bind to and that their URLs use.
+    server_host: str = "127.0.0.1"
+    # Stop a server with no activity for this long; 0 keeps idle servers.
+    idle_timeout_seconds: float = 600.0
+    # Stop a server this long after it started, busy or not; 0 means no limit.
+    max_age_seconds: float = 6 * 3600.0
+    cull_interval_seconds: float = 30.0
+    # A server that does not answer /api/status in this time fails the launch.
+    start_timeout_seconds: float = 120.0
+    max_servers: int = 50
+
+
+class NatsServerSettings(_Section, frozen=True, kw_only=True):
+    """The private nats-server that `binderflow up` starts."""
+
+    host: str = "127.0.0.1"
+    # 0 picks a free port.
+    port: int = 0
+    monitor_port: int = 0
+
+
+class EventLogSettings(_Section, frozen=True, kw_only=True):
+    # Launch events older than this are dropped; defaults keep a laptop healthy.
+    max_age_seconds: float = 30 * 24 * 3600.0
+    max_bytes: int = 1024 * 1024 * 1024
+    # Window in which a republished event (same id) is dropped as a duplicate.
+    duplicate_window_seconds: float = 120.0
+    commands_max_age_seconds: float = 7 * 24 * 3600.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    subject_prefix: str = "binderflow"
+    # Where the embedded default keeps NATS data, environments and servers.
+    data_dir: str = msgspec.field(default_factory=default_data_dir)
+    log_level: str = "INFO"
+    # Seconds between liveness heartbeats of each service.
+    heartbeat_seconds: float = 5.0
+    gateway: GatewaySettings = GatewaySettings()
+    resolver: ResolverSettings = ResolverSettings()
+    builder: BuilderSettings = BuilderSettings()
+    launcher: LauncherSettings = LauncherSettings()
+    nats: NatsServerSettings = NatsServerSettings()
+    events: EventLogSettings = EventLogSettings()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def environments_path(self) -> Path:
+        return self.data_path / "environments"
+
+    @property
+    def servers_path(self) -> Path:
+        return self.data_path / "servers"
+
+
+_SECTIONS = {f.name: f.type for f in msgspec.structs.fields(Settings) if isinstance(f.type, type) and issubclass(f.type, _Section)}
+
+
+def _env_value(raw: str, annotation: Any) -> Any:
+    """Text of an environment variable turned into JSON-ish data for msgspec."""
+    if getattr(annotation, "__origin__", None) is list or str(annotation).startswith("list"):
+        raw = raw.strip()
+        if raw.startswith("["):
+            return json.loads(raw)
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for f in msgspec.structs.fields(Settings):
+        if f.name in _SECTIONS:
+            section: dict[str, Any] = {}
+            for sf in msgspec.structs.fields(_SECTIONS[f.name]):
+                key = f"BINDERFLOW_{f.name.upper()}_{sf.name.upper()}"
+                if key in environ:
+                    section[sf.name] = _env_value(environ[key], sf.type)
+            if section:
+                data[f.name] = section
+        else:
+            key = f"BINDERFLOW_{f.name.upper()}"
+            if key in environ:
+                data[f.name] = _env_value(environ[key], f.type)
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _key_of(error: msgspec.ValidationError) -> str:
+    text = str(error)
+    if "`$." in text:
+        path = text.split("`$.", 1)[1].rstrip("`")
+        return path
+    return ""
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from a TOML file, the environment and explicit overrides.
+
+    `config_file` defaults to $BINDERFLOW_CONFIG, then ./binderflow.toml if present.
+    Raises SettingsError naming the offending key.
+    """
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    path = config_file or environ.get("BINDERFLOW_CONFIG")
+    if not path and Path("binderflow.toml").is_file():
+        path = "binderflow.toml"
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SettingsError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        data = _merge(data, _from_environ(environ))
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"a list-valued BINDERFLOW_* variable is not valid JSON: {exc}") from None
+    data = _merge(data, overrides or {})
+    try:
+        settings = msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        key = _key_of(exc)
+        env_name = "BINDERFLOW_" + key.replace(".", "_").upper() if key else ""
+        where = f"setting '{key}' (or {env_name}): " if key else "settings: "
+        raise SettingsError(f"invalid {where}{exc}") from None
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    from schemas.subjects import is_valid_prefix
+
+    if not is_valid_prefix(settings.subject_prefix):
+        raise SettingsError(
+            f"invalid setting 'subject_prefix' (or BINDERFLOW_SUBJECT_PREFIX): {settings.subject_prefix!r} "
+            "must be lower-case letters, digits, '-' or '_'"
+        )
+    for name, value in (
+        ("gateway.port", settings.gateway.port),
+        ("resolver.http_port", settings.resolver.http_port),
+        ("builder.http_port", settings.builder.http_port),
+        ("launcher.http_port", settings.launcher.http_port),
+        ("nats.port", settings.nats.port),
+        ("nats.monitor_port", settings.nats.monitor_port),
+    ):
+        if not 0 <= value <= 65535:
+            raise SettingsError(f"invalid setting '{name}': {value} is not a TCP port (0-65535)")
+    if settings.builder.executor not in ("local",):
+        raise SettingsError(
+            f"invalid setting 'builder.executor': {settings.builder.executor!r}; known executors: local"
+        )
+    if settings.launcher.backend not in ("local",):
+        raise SettingsError(
+            f"invalid setting 'launcher.backend': {settings.launcher.backend!r}; known backends: local"
+        )
+    import ipaddress
+
+    for net in settings.resolver.git_blocked_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise SettingsError(f"invalid setting 'resolver.git_blocked_networks': {net!r} is not a CIDR network") from None
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"invalid setting 'log_level': {settings.log_level!r}")

@@ -1,0 +1,153 @@
+"""The pull-consumer loop every worker service (resolver, builder, launcher) runs.
+
+All replicas of a service bind to one durable consumer, so adding a replica adds
+capacity and each command is handled by one replica at a time. Acks are explicit;
+long handlers send in-progress acks so JetStream does not hand their command to
+another replica; a failing command is retried a bounded number of times and the
+last try reports the failure to the client through `give_up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, Generic, TypeVar
+
+import msgspec
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+
+from schemas import Subjects
+from schemas.commands import Command, decode_command
+
+from .bus import WORKER_ACK_WAIT_SECONDS, WORKER_MAX_DELIVER, ensure_consumer
+from .metrics import WORKER_COMMAND_SECONDS, WORKER_COMMANDS, WorkerOutcome
+
+__all__ = ["Worker", "Handler", "GiveUp"]
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=Command)
+Handler = Callable[[C], Awaitable[None]]
+GiveUp = Callable[[C, BaseException], Awaitable[None]]
+
+
+class Worker(Generic[C]):
+    """Runs `handle` for each command on a service's work subject."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        subjects: Subjects,
+        service: str,
+        command_type: type[C],
+        handle: Handler[C],
+        give_up: GiveUp[C],
+        max_concurrent: int,
+    ) -> None:
+        self._js = js
+        self._subjects = subjects
+        self._service = service
+        self._type = command_type
+        self._handle = handle
+        self._give_up = give_up
+        self._slots = asyncio.Semaphore(max(1, max_concurrent))
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fetch and handle commands until `stopping` is set, then wait for in-flight work."""
+        durable = await ensure_consumer(self._js, self._subjects, self._service)
+        psub = await self._js.pull_subscribe_bind(durable=durable, stream=self._subjects.commands_stream)
+        log.info("%s consuming %s", self._service, self._subjects.commands_for(self._service))
+        try:
+            while not stopping.is_set():
+                await self._slots.acquire()
+                if stopping.is_set():
+                    self._slots.release()
+                    break
+                try:
+                    msgs = await psub.fetch(1, timeout=1.0)
+                except (NatsTimeoutError, asyncio.TimeoutError):
+                    self._slots.release()
+                    continue
+                except Exception as exc:  # connection trouble: back off, keep going
+                    self._slots.release()
+                    log.warning("fetch failed: %s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                for msg in msgs:
+                    task = asyncio.create_task(self._process(msg))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            await self.drain()
+            try:
+                await psub.unsubscribe()
+            except Exception:
+                pass
+
+    async def drain(self, grace_seconds: float = 10.0) -> None:
+        """Let in-flight commands finish; cancel (and so nak) those that do not."""
+        if not self._tasks:
+            return
+        done, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+    async def _keep_alive(self, msg) -> None:  # type: ignore[no-untyped-def]
+        # In-progress acks reset the ack timer so a long build keeps its command.
+        while True:
+            await asyncio.sleep(WORKER_ACK_WAIT_SECONDS / 3)
+            try:
+                await msg.in_progress()
+            except Exception as exc:
+                log.debug("in-progress ack failed: %s", exc)
+
+    async def _process(self, msg) -> None:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        try:
+            try:
+                command = decode_command(msg.data)
+                if not isinstance(command, self._type):
+                    raise msgspec.ValidationError(f"expected {self._type.__name__}, got {type(command).__name__}")
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                # A malformed command will never succeed: drop it, loudly.
+                log.error("dropping malformed command on %s: %s", msg.subject, exc)
+                WORKER_COMMANDS.labels(self._service, WorkerOutcome.MALFORMED.value).inc()
+                await msg.term()
+                return
+            keep_alive = asyncio.create_task(self._keep_alive(msg))
+            try:
+                await self._handle(command)
+            except asyncio.CancelledError:
+                # Shutting down mid-command: hand it to another replica now.
+                WORKER_COMMANDS.labels(self._service, WorkerOutcome.REQUEUED.value).inc()
+                try:
+                    await asyncio.shield(msg.nak())
+                except Exception:
+                    pass
+                raise
+            except Exception as exc:
+                attempts = msg.metadata.num_delivered
+                if attempts >= WORKER_MAX_DELIVER:
+                    log.exception("giving up on %s for launch %s after %d tries", type(command).__name__, command.launch_id, attempts)
+                    WORKER_COMMANDS.labels(self._service, WorkerOutcome.GAVE_UP.value).inc()
+                    try:
+                        await self._give_up(command, exc)
+                    finally:
+                        await msg.term()
+                else:
+                    log.warning("%s for launch %s failed (try %d): %r; retrying", type(command).__name__, command.launch_id, attempts, exc)
+                    WORKER_COMMANDS.labels(self._service, WorkerOutcome.RETRIED.value).inc()
+                    await msg.nak(delay=min(2.0 * attempts, 10.0))
+            else:
+                WORKER_COMMANDS.labels(self._service, WorkerOutcome.DONE.value).inc()
+                await msg.ack()
+            finally:
+                keep_alive.cancel()
+        finally:
+            WORKER_COMMAND_SECONDS.labels(self._service).observe(time.monotonic() - started)
+            self._slots.release()
