@@ -122,6 +122,10 @@ def git_environment(policy: GitPolicy) -> dict[str, str]:
         # for the top-level URL, redirects and submodules alike.
         "GIT_ALLOW_PROTOCOL": ":".join(policy.allowed_schemes),
     }
+    # Proxies and CA bundles of this host still apply to git's HTTPS.
+    for key, value in os.environ.items():
+        if key.lower().endswith("_proxy") or key in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"):
+            env[key] = value
     return env
 
 

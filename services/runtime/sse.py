@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import aiohttp
+from yarl import URL
 
 __all__ = ["SseEvent", "read_sse", "stream_launch"]
 
@@ -54,7 +55,8 @@ async def stream_launch(
 
     Raises aiohttp.ClientResponseError when the gateway refuses the request.
     """
-    url = f"{gateway_url.rstrip('/')}/build/{provider}/{spec}"
+    # encoded=True sends the spec's percent-encoding exactly as BinderHub clients do.
+    url = URL(f"{gateway_url.rstrip('/')}/build/{provider}/{spec}", encoded=True)
     hdrs = {"Accept": "text/event-stream", **(headers or {})}
     async with session.get(url, headers=hdrs, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
         resp.raise_for_status()

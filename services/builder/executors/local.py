@@ -25,6 +25,7 @@ from typing import AsyncIterator
 
 from schemas import ResolvedRepo
 from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
+from services.runtime.procenv import host_environment
 from services.runtime.gitcmd import GitPolicy, first_error_line, redact_url, run_git
 
 from ..plan import BuildPlan, plan_build
@@ -57,6 +58,12 @@ def find_python(version: str) -> str | None:
             if os.access(candidate, os.X_OK):
                 return candidate
     return None
+
+
+def _uv_binary() -> str:
+    """uv from binderflow's own environment (a dependency), else PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "uv")
+    return beside if os.access(beside, os.X_OK) else (shutil.which("uv") or "uv")
 
 
 def _available_pythons() -> list[str]:
@@ -160,15 +167,14 @@ class LocalExecutor:
             yield f"Checked out {out.strip()}"
 
     def _uv_env(self, venv: Path | None, home: Path) -> dict[str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        env = host_environment()
+        env.update({
             "HOME": str(home),
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
             "UV_CACHE_DIR": str(self.cache_dir),
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1",
             "NO_COLOR": "1",
-        }
+        })
         if venv is not None:
             env["VIRTUAL_ENV"] = str(venv)
             env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
@@ -198,7 +204,7 @@ class LocalExecutor:
             raise BuildError(f"{what} failed (exit status {exc.returncode}); see the build log above.") from None
 
     async def _build_environment(self, plan: BuildPlan, target: Path, workdir: Path, deadline: float | None) -> AsyncIterator[BuildProgress]:
-        uv = shutil.which("uv") or os.path.join(os.path.dirname(sys.executable), "uv")
+        uv = _uv_binary()
         python = find_python(plan.python_version) if plan.python_version else getattr(sys, "_base_executable", sys.executable)
         if python is None:
             have = ", ".join(_available_pythons()) or "none"

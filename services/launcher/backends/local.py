@@ -25,6 +25,7 @@ import msgspec
 
 from schemas import LaunchRequest, ResolvedRepo
 from services.runtime.environments import LocalEnvironmentStore
+from services.runtime.procenv import host_environment
 
 from .base import LaunchError, RunningServer
 
@@ -210,11 +211,11 @@ class LocalBackend:
                 # repo2docker's contract: `start` runs with the server command as
                 # arguments and must `exec "$@"`.
                 cmd = [str(home / metadata.start_script), *cmd]
-            env = {
-                "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            env = host_environment()
+            env.update({
+                "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
                 "VIRTUAL_ENV": str(venv),
                 "HOME": str(home),
-                "LANG": os.environ.get("LANG", "C.UTF-8"),
                 "JUPYTER_TOKEN": token,
                 "JUPYTER_RUNTIME_DIR": str(directory / "runtime"),
                 "JUPYTER_IMAGE": name,
@@ -224,7 +225,7 @@ class LocalBackend:
                 "BINDER_LAUNCH_HOST": request.launch_host,
                 "BINDER_REQUEST": repo.binder_request,
                 "BINDER_PERSISTENT_REQUEST": repo.binder_persistent_request,
-            }
+            })
             log_path = directory / "server.log"
             with open(log_path, "ab") as log_file:
                 os.chmod(log_path, 0o600)

@@ -77,8 +77,8 @@ class GitProvider:
     async def resolve(self, spec: str) -> ResolvedSource:
         url, ref = self.parse_spec(spec)
         try:
-            await check_url(url, self.policy)
             check_ref(ref)
+            await check_url(url, self.policy)
         except GitError as exc:
             raise ProviderError(str(exc)) from None
         shown = redact_url(url)
