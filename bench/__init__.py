@@ -1,0 +1,1 @@
+"""binderflow benchmarks: `python -m bench` (or `make bench`) prints a table."""

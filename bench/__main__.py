@@ -1,0 +1,89 @@
+"""Time to `ready` for a first build and for a cached relaunch, through the real pipeline.
+
+Starts a private nats-server, a git daemon, a package index (the test wheelhouse)
+and the four services on 127.0.0.1, launches one repository a few times, and
+prints a table. The baseline in the same run is the cached relaunch: the
+difference is what the build costs.
+
+    python -m bench [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from services.runtime.embedded import start_nats_server
+from tests.harness import WHEELHOUSE, GitServer, Pipeline, free_port, launch, spec_for, stop_process, wait_http
+
+
+async def _measure(runs: int) -> list[tuple[str, list[float], list[float]]]:
+    tmp = Path(tempfile.mkdtemp(prefix="binderflow-bench-"))
+    nats, nats_url, _ = start_nats_server(tmp / "nats")
+    git = GitServer(tmp / "repos")
+    port = free_port()
+    index = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(WHEELHOUSE)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    index_url = f"http://127.0.0.1:{port}/"
+    wait_http(index_url)
+    (tmp / "data").mkdir()
+    (tmp / "logs").mkdir()
+    pipeline = Pipeline(nats_url, f"bench{uuid.uuid4().hex[:6]}", tmp / "data", index_url, tmp / "logs").start_all()
+    rows = []
+    try:
+        pipeline.wait_healthy()
+        first: list[float] = []
+        cached: list[float] = []
+        for i in range(runs):
+            # A new repository each run: a first build with a warm package cache,
+            # as on a Binder that has built other repositories before.
+            url = git.create(f"bench-{i}-{uuid.uuid4().hex[:6]}", {"requirements.txt": "tabulate\n", "demo.ipynb": "{}"})
+            t0 = time.monotonic()
+            result = await launch(pipeline.gateway_url, "git", spec_for(url, "main"))
+            assert result.last["phase"] == "ready", result.last
+            first.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            result = await launch(pipeline.gateway_url, "git", spec_for(url, "main"))
+            assert result.phases[0] == "built", result.phases
+            cached.append(time.monotonic() - t0)
+        rows.append(("requirements.txt (tabulate) + JupyterLab", first, cached))
+    finally:
+        pipeline.stop()
+        git.stop()
+        stop_process(index)
+        stop_process(nats)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if not (WHEELHOUSE / ".complete").exists():
+        sys.exit("run `make wheelhouse` first")
+    rows = asyncio.run(_measure(args.runs))
+    table = Table(title=f"time to ready, seconds ({args.runs} runs; median / min / max)")
+    table.add_column("repository")
+    table.add_column("first build")
+    table.add_column("cached relaunch (baseline)")
+    table.add_column("build cost")
+    for name, first, cached in rows:
+        fmt = lambda xs: f"{statistics.median(xs):.2f} / {min(xs):.2f} / {max(xs):.2f}"  # noqa: E731
+        table.add_row(name, fmt(first), fmt(cached), f"{statistics.median(first) - statistics.median(cached):.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
