@@ -26,7 +26,7 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 
 SERVICE_NAMES = ("gateway", "resolver", "builder", "launcher")
 
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 
 
 def is_valid_prefix(prefix: str) -> bool:
@@ -48,7 +48,8 @@ class Subjects:
 
     @property
     def _stream_stem(self) -> str:
-        return self.prefix.upper().replace("-", "_")
+        # Stream names may hold '-' and '_', so the prefix maps one-to-one.
+        return self.prefix.upper()
 
     # -- streams -------------------------------------------------------------
     @property

@@ -16,7 +16,8 @@ __all__ = ["LaunchId", "EventId", "CommitSha", "NonEmptyStr", "SCHEMA_VERSION"]
 SCHEMA_VERSION = 1
 
 # A launch id is one subject token: lower-case letters, digits and '-'.
-LaunchId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{7,63}$")]
+# Patterns end in \Z, not $: "$" would also accept a trailing newline.
+LaunchId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{7,63}\Z")]
 EventId = Annotated[str, Meta(min_length=1, max_length=200)]
-CommitSha = Annotated[str, Meta(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+CommitSha = Annotated[str, Meta(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")]
 NonEmptyStr = Annotated[str, Meta(min_length=1)]

@@ -17,5 +17,5 @@ async def serve(settings: Settings) -> None:
     async with ServiceRuntime("builder", settings, settings.builder.http_port) as rt:
         preset()
         handlers = BuilderHandlers(rt.publisher, rt.subjects, make_executor(settings, policy_from_settings(settings)))
-        worker = Worker(rt.js, rt.subjects, "builder", BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds)
+        worker = Worker(rt.js, rt.subjects, "builder", BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds, settings.ack_wait_seconds)
         await worker.run(rt.stopping)

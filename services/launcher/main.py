@@ -27,7 +27,7 @@ async def serve(settings: Settings) -> None:
         preset()
         handlers = LauncherHandlers(rt.publisher, backend)
         rt.spawn(handlers.cull_forever(settings.launcher.cull_interval_seconds, rt.stopping))
-        worker = Worker(rt.js, rt.subjects, "launcher", StartServer, handlers.handle, handlers.give_up, 8)
+        worker = Worker(rt.js, rt.subjects, "launcher", StartServer, handlers.handle, handlers.give_up, 8, settings.ack_wait_seconds)
         try:
             await worker.run(rt.stopping)
         finally:

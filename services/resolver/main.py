@@ -23,5 +23,5 @@ async def serve(settings: Settings) -> None:
             LocalEnvironmentStore(settings.environments_path),
             settings.resolver.image_prefix,
         )
-        worker = Worker(rt.js, rt.subjects, "resolver", ResolveRef, handlers.handle, handlers.give_up, settings.resolver.max_concurrent)
+        worker = Worker(rt.js, rt.subjects, "resolver", ResolveRef, handlers.handle, handlers.give_up, settings.resolver.max_concurrent, settings.ack_wait_seconds)
         await worker.run(rt.stopping)

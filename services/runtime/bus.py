@@ -27,7 +27,7 @@ __all__ = ["connect", "ensure_streams", "ensure_consumer", "EventPublisher", "WO
 
 log = logging.getLogger(__name__)
 
-# A worker not heard from (ack or in-progress) for this long gets its message redelivered.
+# Default: a worker not heard from (ack or in-progress) for this long gets its message redelivered.
 WORKER_ACK_WAIT_SECONDS = 30.0
 # A command is tried at most this many times; the last try reports the failure.
 WORKER_MAX_DELIVER = 4
@@ -102,7 +102,7 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
     )
 
 
-async def ensure_consumer(js: JetStreamContext, subjects: Subjects, service: str) -> str:
+async def ensure_consumer(js: JetStreamContext, subjects: Subjects, service: str, ack_wait_seconds: float = WORKER_ACK_WAIT_SECONDS) -> str:
     """Create the durable pull consumer all replicas of `service` share; returns its name."""
     durable = subjects.durable_for(service)
     config = jsapi.ConsumerConfig(
@@ -110,20 +110,23 @@ async def ensure_consumer(js: JetStreamContext, subjects: Subjects, service: str
         filter_subject=subjects.commands_for(service),
         ack_policy=jsapi.AckPolicy.EXPLICIT,
         deliver_policy=jsapi.DeliverPolicy.NEW,
-        ack_wait=WORKER_ACK_WAIT_SECONDS,
+        ack_wait=ack_wait_seconds,
         max_deliver=WORKER_MAX_DELIVER,
         max_ack_pending=1000,
     )
     try:
-        await js.consumer_info(subjects.commands_stream, durable)
-        return durable
+        info = await js.consumer_info(subjects.commands_stream, durable)
     except NotFoundError:
-        pass
-    try:
+        info = None
+    if info is None:
+        try:
+            await js.add_consumer(subjects.commands_stream, config)
+        except BadRequestError as exc:
+            # Another replica created it at the same moment.
+            log.debug("consumer %s exists: %s", durable, exc)
+    elif info.config.ack_wait != ack_wait_seconds:
+        # Settings changed since the consumer was made: bring it up to date.
         await js.add_consumer(subjects.commands_stream, config)
-    except BadRequestError as exc:
-        # Another replica created it at the same moment.
-        log.debug("consumer %s exists: %s", durable, exc)
     return durable
 
 

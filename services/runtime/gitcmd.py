@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 __all__ = ["GitPolicy", "GitError", "check_url", "check_ref", "run_git", "git_environment", "redact_url", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
 
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
-_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+@-]{0,254}$")
+SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
+SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}\Z")
+_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+@-]{0,254}\Z")
 
 
 class GitError(Exception):
@@ -47,17 +47,15 @@ class GitPolicy:
 
 
 def redact_url(url: str) -> str:
-    """The URL without any user:password part, for logs and messages."""
+    """The URL without any user:password part, for logs and messages. Never raises."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "<invalid url>"
-    if parts.username or parts.password:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
+    if "@" not in parts.netloc:
+        return url
+    # Keep everything after the last '@' as written (IPv6 brackets, port) and drop the rest.
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 async def check_url(url: str, policy: GitPolicy) -> None:

@@ -144,6 +144,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: str = "INFO"
     # Seconds between liveness heartbeats of each service.
     heartbeat_seconds: float = 5.0
+    # A worker silent this long (no ack, no in-progress ack) loses its command to
+    # another replica: how quickly a crashed builder's build is taken over.
+    ack_wait_seconds: float = 30.0
     gateway: GatewaySettings = GatewaySettings()
     resolver: ResolverSettings = ResolverSettings()
     builder: BuilderSettings = BuilderSettings()
@@ -167,12 +170,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 _SECTIONS = {f.name: f.type for f in msgspec.structs.fields(Settings) if isinstance(f.type, type) and issubclass(f.type, _Section)}
 
 
-def _env_value(raw: str, annotation: Any) -> Any:
+def _env_value(key: str, raw: str, annotation: Any) -> Any:
     """Text of an environment variable turned into JSON-ish data for msgspec."""
     if getattr(annotation, "__origin__", None) is list or str(annotation).startswith("list"):
         raw = raw.strip()
         if raw.startswith("["):
-            return json.loads(raw)
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"invalid {key}: a list must be JSON or comma-separated ({exc})") from None
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
 
@@ -185,13 +191,13 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
             for sf in msgspec.structs.fields(_SECTIONS[f.name]):
                 key = f"BINDERFLOW_{f.name.upper()}_{sf.name.upper()}"
                 if key in environ:
-                    section[sf.name] = _env_value(environ[key], sf.type)
+                    section[sf.name] = _env_value(key, environ[key], sf.type)
             if section:
                 data[f.name] = section
         else:
             key = f"BINDERFLOW_{f.name.upper()}"
             if key in environ:
-                data[f.name] = _env_value(environ[key], f.type)
+                data[f.name] = _env_value(key, environ[key], f.type)
     return data
 
 
@@ -236,10 +242,7 @@ def load_settings(
             raise SettingsError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
-    try:
-        data = _merge(data, _from_environ(environ))
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"a list-valued BINDERFLOW_* variable is not valid JSON: {exc}") from None
+    data = _merge(data, _from_environ(environ))
     data = _merge(data, overrides or {})
     try:
         settings = msgspec.convert(data, Settings, strict=False)

@@ -45,7 +45,9 @@ class Worker(Generic[C]):
         handle: Handler[C],
         give_up: GiveUp[C],
         max_concurrent: int,
+        ack_wait_seconds: float = WORKER_ACK_WAIT_SECONDS,
     ) -> None:
+        self._ack_wait_seconds = ack_wait_seconds
         self._js = js
         self._subjects = subjects
         self._service = service
@@ -57,7 +59,7 @@ class Worker(Generic[C]):
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fetch and handle commands until `stopping` is set, then wait for in-flight work."""
-        durable = await ensure_consumer(self._js, self._subjects, self._service)
+        durable = await ensure_consumer(self._js, self._subjects, self._service, self._ack_wait_seconds)
         psub = await self._js.pull_subscribe_bind(durable=durable, stream=self._subjects.commands_stream)
         log.info("%s consuming %s", self._service, self._subjects.commands_for(self._service))
         try:
@@ -100,7 +102,7 @@ class Worker(Generic[C]):
     async def _keep_alive(self, msg) -> None:  # type: ignore[no-untyped-def]
         # In-progress acks reset the ack timer so a long build keeps its command.
         while True:
-            await asyncio.sleep(WORKER_ACK_WAIT_SECONDS / 3)
+            await asyncio.sleep(self._ack_wait_seconds / 3)
             try:
                 await msg.in_progress()
             except Exception as exc:

@@ -48,7 +48,9 @@ def pick_ref(refs: dict[str, str], ref: str) -> str | None:
         if name in refs:
             return refs[name]
     if SHORT_SHA_RE.match(ref):
-        matches = {sha for sha in refs.values() if sha.startswith(ref)}
+        # An annotated tag's own sha names a tag object: it stands for its commit.
+        commit_of = {sha: refs.get(f"{name}^{{}}", sha) for name, sha in refs.items()}
+        matches = {commit_of[sha] for sha in commit_of if sha.startswith(ref)}
         if len(matches) == 1:
             return matches.pop()
     return None

@@ -1,0 +1,255 @@
+"""The git provider and the git policy: pure ref/URL rules, then resolution against a real git daemon."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from services.resolver.providers.base import ProviderError
+from services.resolver.providers.git import GitProvider, parse_ls_remote, pick_ref
+from services.runtime.gitcmd import GitError, GitPolicy, check_ref, check_url, redact_url
+
+from .harness import GitServer, free_port, git
+
+PRIVATE = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+BLOCKING = GitPolicy(blocked_networks=PRIVATE)
+A = "a" * 40
+B = "b" * 40
+C = "c" * 40
+T = "7" * 40  # an annotated tag object
+
+
+LS_REMOTE = f"""{A}\tHEAD
+{A}\trefs/heads/main
+{B}\trefs/heads/dev
+{C}\trefs/tags/light
+{T}\trefs/tags/v1.0
+{B}\trefs/tags/v1.0^{{}}
+warning: not a ref line
+"""
+
+
+def test_parse_ls_remote_maps_ref_names_to_shas() -> None:
+    refs = parse_ls_remote(LS_REMOTE)
+    assert refs == {
+        "HEAD": A,
+        "refs/heads/main": A,
+        "refs/heads/dev": B,
+        "refs/tags/light": C,
+        "refs/tags/v1.0": T,
+        "refs/tags/v1.0^{}": B,
+    }
+    assert parse_ls_remote("") == {}
+    assert parse_ls_remote("nonsense\tref\nabc\trefs/heads/x\n" + A + "\t\n") == {}
+
+
+def test_pick_ref_finds_branches_tags_and_head() -> None:
+    refs = parse_ls_remote(LS_REMOTE)
+    assert pick_ref(refs, "main") == A
+    assert pick_ref(refs, "dev") == B
+    assert pick_ref(refs, "light") == C
+    assert pick_ref(refs, "HEAD") == A
+    assert pick_ref(refs, "refs/heads/dev") == B
+    assert pick_ref(refs, "nope") is None
+    assert pick_ref({}, "HEAD") is None
+
+
+def test_pick_ref_peels_annotated_tags() -> None:
+    refs = parse_ls_remote(LS_REMOTE)
+    assert pick_ref(refs, "v1.0") == B
+    assert pick_ref(refs, "refs/tags/v1.0") == B
+
+
+def test_pick_ref_prefers_branch_over_tag_of_same_name() -> None:
+    assert pick_ref({"refs/heads/x": A, "refs/tags/x": B}, "x") == A
+
+
+def test_pick_ref_unique_short_sha_of_a_tip() -> None:
+    refs = {"refs/heads/main": "abcdef1" + "0" * 33, "refs/heads/dev": "abcdef2" + "0" * 33, "refs/heads/same": "abcdef1" + "0" * 33}
+    assert pick_ref(refs, "abcdef1") == "abcdef1" + "0" * 33
+    assert pick_ref(refs, "abcdef") is None  # too short for a sha, no such name
+    assert pick_ref(refs, "abcdef0") is None
+
+
+def test_pick_ref_ambiguous_short_sha_is_none() -> None:
+    refs = {"refs/heads/a": "1234567a" + "0" * 32, "refs/heads/b": "1234567b" + "0" * 32}
+    assert pick_ref(refs, "1234567") is None
+
+
+def test_pick_ref_short_sha_of_annotated_tag_object_gives_its_commit() -> None:
+    # resolved_ref must be a commit; a tag object's sha would name a second environment for it.
+    refs = parse_ls_remote(LS_REMOTE)
+    assert pick_ref(refs, T[:10]) == B
+
+
+@pytest.mark.parametrize("ref", ["main", "v1.0", "feature/x", "HEAD", A, "abc1234", "release-2024_01+build@x"])
+def test_check_ref_accepts_plausible_refs(ref: str) -> None:
+    check_ref(ref)
+
+
+@pytest.mark.parametrize("ref", ["-ufoo", "--upload-pack=x", "a..b", "x.lock", "", "a b", "a\nb", "main@{1}", "@{-1}", "a//b", "x/", "x.", "a\x00b", "a~1", "a^", "a:b"])
+def test_check_ref_rejects_option_like_and_invalid_refs(ref: str) -> None:
+    with pytest.raises(GitError):
+        check_ref(ref)
+
+
+def test_check_ref_rejects_trailing_newline() -> None:
+    # "%0A" in a spec decodes to "\n"; `$` in a regex matches before a final newline.
+    with pytest.raises(GitError):
+        check_ref("main\n")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ext::sh -c id", "ext::sh", "file:///etc", "/etc/passwd", "-oProxyCommand=x", "ssh://example.org/x", "", "https://example.org/x\n", "http://"],
+)
+async def test_check_url_rejects_dangerous_urls(url: str) -> None:
+    with pytest.raises(GitError):
+        await check_url(url, GitPolicy())
+
+
+async def test_check_url_rejects_credentials() -> None:
+    with pytest.raises(GitError, match="credentials"):
+        await check_url("https://user:pass@example.org/x.git", GitPolicy(allowed_hosts=("*",)))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/x", "http://[::1]/x", "http://10.1.2.3/x", "http://[::ffff:127.0.0.1]/x", "git://192.168.0.1/x", "http://169.254.169.254/latest"])
+async def test_check_url_rejects_blocked_networks(url: str) -> None:
+    with pytest.raises(GitError, match="network"):
+        await check_url(url, BLOCKING)
+
+
+async def test_check_url_allows_blocked_address_of_allowed_host() -> None:
+    await check_url("http://127.0.0.1/x", GitPolicy(blocked_networks=PRIVATE, allowed_hosts=("127.0.0.1",)))
+    await check_url("git://127.0.0.1:9418/x", GitPolicy())  # nothing blocked
+
+
+def test_redact_url_strips_credentials() -> None:
+    assert redact_url("https://user:secret@example.org:8443/r.git") == "https://example.org:8443/r.git"
+    assert redact_url("https://token@example.org/r.git") == "https://example.org/r.git"
+    assert redact_url("https://example.org/r.git") == "https://example.org/r.git"
+
+
+def test_redact_url_keeps_ipv6_brackets() -> None:
+    assert redact_url("https://user:secret@[::1]:8443/r.git") == "https://[::1]:8443/r.git"
+
+
+def test_redact_url_never_raises_and_never_leaks() -> None:
+    shown = redact_url("https://user:secret@example.org:99999/r.git")
+    assert "secret" not in shown
+
+
+def _provider() -> GitProvider:
+    return GitProvider(GitPolicy(allowed_hosts=("127.0.0.1",), blocked_networks=PRIVATE, timeout_seconds=30))
+
+
+def _spec(url: str, ref: str) -> str:
+    return f"{quote(url, safe='')}/{ref}"
+
+
+def _repo(git_server: GitServer) -> tuple[str, str]:
+    name = f"r-{uuid.uuid4().hex[:12]}"
+    url = git_server.create(name, {"requirements.txt": "numpy\n"})
+    return name, url
+
+
+async def test_branch_resolves_to_its_tip(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    tip = git_server.commit(name, {"a.txt": "1"})
+    source = await _provider().resolve(_spec(url, "main"))
+    assert source.resolved_ref == tip
+    assert source.ref == "main"
+    assert source.repo_url == url
+    assert source.persistent_spec == _spec(url, tip)
+
+
+async def test_branch_with_slash_resolves(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    git("checkout", "--quiet", "-b", "feature/x", cwd=git_server.base / name)
+    tip = git_server.commit(name, {"f.txt": "f"})
+    assert (await _provider().resolve(_spec(url, "feature/x"))).resolved_ref == tip
+
+
+async def test_head_resolves_to_default_branch(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    assert (await _provider().resolve(_spec(url, "HEAD"))).resolved_ref == git_server.head(name)
+
+
+async def test_lightweight_tag_resolves(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    tagged = git_server.head(name)
+    git("tag", "light", cwd=git_server.base / name)
+    git_server.commit(name, {"later.txt": "x"})
+    assert (await _provider().resolve(_spec(url, "light"))).resolved_ref == tagged
+
+
+async def test_annotated_tag_resolves_to_commit(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    path = git_server.base / name
+    tagged = git_server.head(name)
+    git("tag", "-a", "v1.0", "-m", "release", cwd=path)
+    tag_object = git("rev-parse", "v1.0", cwd=path)
+    assert tag_object != tagged
+    git_server.commit(name, {"later.txt": "x"})
+    assert (await _provider().resolve(_spec(url, "v1.0"))).resolved_ref == tagged
+
+
+async def test_full_sha_passes_through(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    first = git_server.head(name)
+    git_server.commit(name, {"b.txt": "2"})
+    source = await _provider().resolve(_spec(url, first))
+    assert source.resolved_ref == first
+    assert source.ref == first
+
+
+async def test_short_sha_of_older_commit_resolves_by_fetching_history(git_server: GitServer) -> None:
+    name, url = _repo(git_server)
+    old = git_server.head(name)
+    git_server.commit(name, {"b.txt": "2"})
+    git_server.commit(name, {"c.txt": "3"})
+    assert (await _provider().resolve(_spec(url, old[:10]))).resolved_ref == old
+
+
+async def test_nonexistent_ref_names_the_ref(git_server: GitServer) -> None:
+    _, url = _repo(git_server)
+    with pytest.raises(ProviderError, match="no-such-branch"):
+        await _provider().resolve(_spec(url, "no-such-branch"))
+
+
+async def test_unknown_short_sha_is_an_error(git_server: GitServer) -> None:
+    _, url = _repo(git_server)
+    with pytest.raises(ProviderError, match="deadbeef00"):
+        await _provider().resolve(_spec(url, "deadbeef00"))
+
+
+async def test_unreachable_repository_says_could_not_reach() -> None:
+    url = f"git://127.0.0.1:{free_port()}/nope"
+    with pytest.raises(ProviderError, match="Could not reach"):
+        await _provider().resolve(_spec(url, "HEAD"))
+
+
+async def test_missing_repository_on_live_server_is_an_error(git_server: GitServer) -> None:
+    with pytest.raises(ProviderError, match="Could not reach"):
+        await _provider().resolve(_spec(git_server.url(f"missing-{uuid.uuid4().hex}"), "HEAD"))
+
+
+async def test_spec_without_ref_is_malformed() -> None:
+    with pytest.raises(ProviderError, match="malformed"):
+        await _provider().resolve(quote("git://127.0.0.1/x", safe=""))
+    with pytest.raises(ProviderError, match="ref"):
+        await _provider().resolve(quote("git://127.0.0.1/x", safe="") + "/")
+
+
+async def test_blocked_host_is_refused_before_git_runs(git_server: GitServer) -> None:
+    _, url = _repo(git_server)
+    with pytest.raises(ProviderError, match="network"):
+        await GitProvider(BLOCKING).resolve(_spec(url, "HEAD"))
+
+
+async def test_option_like_ref_is_refused(git_server: GitServer) -> None:
+    _, url = _repo(git_server)
+    with pytest.raises(ProviderError, match="not a valid Git ref"):
+        await _provider().resolve(_spec(url, "--upload-pack=touch%20x"))
