@@ -228,9 +228,12 @@ class Launch:
         return [e["message"] for e in self.events if e["phase"] == phase]
 
 
-async def launch(gateway_url: str, provider: str, spec: str, timeout: float = 240.0) -> Launch:
-    """Open /build/<provider>/<spec> and collect events until ready or failed."""
-    result = Launch()
+async def launch(gateway_url: str, provider: str, spec: str, timeout: float = 240.0, result: Launch | None = None) -> Launch:
+    """Open /build/<provider>/<spec> and collect events until ready or failed.
+
+    Pass `result` to watch the events arrive while the launch runs.
+    """
+    result = Launch() if result is None else result
 
     async def run() -> None:
         async with aiohttp.ClientSession() as session:
