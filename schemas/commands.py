@@ -50,6 +50,9 @@ class ResolvedRepo(msgspec.Struct, frozen=True, kw_only=True):
     # BinderHub's binder_request / binder_persistent_request ("v2/<provider>/<spec>").
     binder_request: str
     binder_persistent_request: str
+    # How the builder gets the files: "git" (clone_url at resolved_ref), or a data
+    # repository's archive ("zenodo", "figshare", "hydroshare", "dataverse", "ckan").
+    content_provider: str = "git"
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):

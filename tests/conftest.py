@@ -51,22 +51,23 @@ def package_index() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def shared_uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uv cache for every test pipeline, as builders on one host share one."""
     return tmp_path_factory.mktemp("uv-cache")
 
 
-def _new_pipeline(nats_url: str, package_index: str, tmp: Path, **env: str) -> Pipeline:
+def _new_pipeline(nats_url: str, package_index: str, tmp: Path, uv_cache: Path, **env: str) -> Pipeline:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     data = tmp / "data"
     logs = tmp / "logs"
     data.mkdir(parents=True)
     logs.mkdir(parents=True)
-    return Pipeline(nats_url, prefix, data, package_index, logs, extra_env=env)
+    return Pipeline(nats_url, prefix, data, package_index, logs, extra_env=env, uv_cache=uv_cache)
 
 
 @pytest.fixture(scope="session")
-def pipeline(nats_url: str, package_index: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(nats_url: str, package_index: str, shared_uv_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """One gateway, resolver, builder and launcher, each its own process, in a private namespace."""
-    p = _new_pipeline(nats_url, package_index, tmp_path_factory.mktemp("pipeline")).start_all()
+    p = _new_pipeline(nats_url, package_index, tmp_path_factory.mktemp("pipeline"), shared_uv_cache).start_all()
     try:
         p.wait_healthy()
         yield p
@@ -76,15 +77,16 @@ def pipeline(nats_url: str, package_index: str, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture
-def make_pipeline(nats_url: str, package_index: str, tmp_path: Path) -> Iterator["callable"]:  # type: ignore[valid-type]
+def make_pipeline(nats_url: str, package_index: str, shared_uv_cache: Path, tmp_path: Path) -> Iterator["callable"]:  # type: ignore[valid-type]
     """Factory for a pipeline a test arranges itself (replicas, kills); stopped afterwards."""
     made: list[Pipeline] = []
 
     def make(**env: str) -> Pipeline:
-        p = _new_pipeline(nats_url, package_index, tmp_path / f"p{len(made)}", **env)
+        p = _new_pipeline(nats_url, package_index, tmp_path / f"p{len(made)}", shared_uv_cache, **env)
         made.append(p)
         return p
 
     yield make
     for p in made:
         p.stop()
+        print(p.logs()[-20000:])

@@ -127,7 +127,9 @@ def spec_for(url: str, ref: str = "HEAD") -> str:
 class Pipeline:
     """binderflow's four services as separate OS processes against one NATS, in their own namespace."""
 
-    def __init__(self, nats_url: str, prefix: str, data_dir: Path, index_url: str, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, nats_url: str, prefix: str, data_dir: Path, index_url: str, log_dir: Path, extra_env: dict[str, str] | None = None, uv_cache: Path | None = None
+    ) -> None:
         self.nats_url = nats_url
         self.prefix = prefix
         self.data_dir = data_dir
@@ -149,6 +151,7 @@ class Pipeline:
             "BINDERFLOW_BUILDER_FIND_LINKS": index_url,
             "BINDERFLOW_BUILDER_NO_INDEX": "true",
             "BINDERFLOW_LAUNCHER_CULL_INTERVAL_SECONDS": "5",
+            "BINDERFLOW_BUILDER_UV_CACHE_DIR": str(uv_cache or data_dir / "uv-cache"),
             **(extra_env or {}),
         }
         self.env.pop("BINDERFLOW_CONFIG", None)

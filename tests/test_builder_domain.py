@@ -123,3 +123,9 @@ def test_start_after_build_carries_repo_and_request() -> None:
     assert start.repo == command.repo
     assert start.request == command.request
     assert start.command_id == start_after_build(command, LATER).command_id
+
+
+def test_built_event_has_one_id_per_launch_across_build_attempts() -> None:
+    finished = BuildFinished(image_name="env-1")
+    first = event_for_progress(_command(), "attempt1", 7, finished, NOW).event_id
+    assert event_for_progress(_command(), "attempt2", 42, finished, LATER).event_id == first

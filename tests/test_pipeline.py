@@ -192,3 +192,22 @@ async def test_health_reports_every_service_and_metrics_are_served(pipeline: Pip
                 assert (await resp.json())["service"] == service
             async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 assert f"binderflow_{service}_" in await resp.text()
+
+
+async def test_repository_with_pyproject_is_installed_as_a_package(pipeline: Pipeline, git_server: GitServer) -> None:
+    url = git_server.create(
+        _name(),
+        {
+            "pyproject.toml": (
+                '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+                '[project]\nname = "binderflow-demo-pkg"\nversion = "0.1"\n'
+                '[tool.setuptools]\npy-modules = ["demo_mod"]\n'
+            ),
+            "demo_mod.py": "ANSWER = 42\n",
+        },
+    )
+    result = await launch(pipeline.gateway_url, "git", spec_for(url, "main"))
+    assert result.last["phase"] == "ready", result.events[-5:]
+    python = pipeline.data_dir / "environments" / result.last["image"] / "venv" / "bin" / "python"
+    out = subprocess.run([str(python), "-c", "import demo_mod; print(demo_mod.ANSWER)"], capture_output=True, text=True, cwd="/")
+    assert out.stdout.strip() == "42", out.stderr

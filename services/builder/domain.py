@@ -30,6 +30,9 @@ def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: B
         case PhaseChanged(message=message):
             return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=message)
         case BuildFinished(image_name=image_name, was_cached=was_cached):
+            # One `built` per launch, whichever attempt gets there: a build redelivered
+            # after its builder died just before acking republishes the same id.
+            event_id = f"{lid}.build.built"
             message = "Found built image, launching...\n" if was_cached else "Built image, launching...\n"
             return ImageBuilt(launch_id=lid, event_id=event_id, timestamp=now, image_name=image_name, message=message)
     raise TypeError(f"unknown build progress {progress!r}")

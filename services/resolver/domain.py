@@ -63,6 +63,7 @@ def pin(provider: str, spec: str, source: ResolvedSource, image_prefix: str = ""
         image_name=image_prefix + environment_name(provider, source.repo_url, source.resolved_ref),
         binder_request=f"v2/{provider}/{spec}",
         binder_persistent_request=f"v2/{provider}/{source.persistent_spec}",
+        content_provider=source.content_provider,
     )
 
 

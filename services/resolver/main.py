@@ -19,7 +19,7 @@ async def serve(settings: Settings) -> None:
         handlers = ResolverHandlers(
             rt.publisher,
             rt.subjects,
-            make_providers(policy_from_settings(settings)),
+            make_providers(settings, policy_from_settings(settings)),
             LocalEnvironmentStore(settings.environments_path),
             settings.resolver.image_prefix,
         )

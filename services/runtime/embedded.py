@@ -143,6 +143,12 @@ async def run_up(settings: Settings, config_file: str | None, overrides_env: dic
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
 
+    try:
+        with socket.socket() as probe:
+            probe.bind((settings.gateway.host, settings.gateway.port))
+    except OSError as exc:
+        log.error("cannot serve the gateway on %s:%d (%s); pass --port or set gateway.port", settings.gateway.host, settings.gateway.port, exc.strerror)
+        return 1
     # Servers a previous, killed `up` left behind are stopped before anything starts.
     stop_recorded_servers(settings.servers_path)
     nats_proc, nats_url, monitor_url = await asyncio.to_thread(

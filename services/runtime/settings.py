@@ -25,6 +25,7 @@ __all__ = [
     "LauncherSettings",
     "NatsServerSettings",
     "EventLogSettings",
+    "ProviderSettings",
     "SettingsError",
     "load_settings",
     "default_data_dir",
@@ -100,6 +101,9 @@ class BuilderSettings(_Section, frozen=True, kw_only=True):
     no_index: bool = False
     # JupyterLab requirement installed into every environment.
     jupyterlab_requirement: str = "jupyterlab>=4"
+    # uv's package cache; empty means <data_dir>/uv-cache. Share it between
+    # builders on one host: environments hardlink from it.
+    uv_cache_dir: str = ""
     git_timeout_seconds: float = 300.0
 
 
@@ -127,6 +131,43 @@ class NatsServerSettings(_Section, frozen=True, kw_only=True):
     monitor_port: int = 0
 
 
+class ProviderSettings(_Section, frozen=True, kw_only=True):
+    """Repository providers (BinderHub's repo_providers) and where their APIs live.
+
+    Every base URL is configurable, which also serves GitHub Enterprise and
+    self-hosted GitLab, Dataverse and CKAN.
+    """
+
+    # Spec prefixes this installation serves; others fail with "No provider found".
+    enabled: list[str] = msgspec.field(
+        default_factory=lambda: ["gh", "gist", "gl", "git", "zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi"]
+    )
+    github_api_url: str = "https://api.github.com"
+    # Web/clone base of GitHub (repositories are cloned from <github_url>/<owner>/<repo>).
+    github_url: str = "https://github.com"
+    # A token raises GitHub's rate limit; never logged or put in events.
+    github_token: str = ""
+    gist_url: str = "https://gist.github.com"
+    # GitLab web/clone base; its API is <gitlab_url>/api/v4.
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_token: str = ""
+    zenodo_url: str = "https://zenodo.org"
+    figshare_api_url: str = "https://api.figshare.com/v2"
+    figshare_url: str = "https://figshare.com"
+    hydroshare_url: str = "https://www.hydroshare.org"
+    # Dataverse and CKAN installations accepted (their base URLs).
+    dataverse_urls: list[str] = msgspec.field(default_factory=lambda: ["https://dataverse.harvard.edu"])
+    ckan_urls: list[str] = msgspec.field(default_factory=lambda: ["https://demo.ckan.org"])
+    doi_resolver_url: str = "https://doi.org"
+    # Provider prefix -> regular expressions of specs that are refused.
+    banned_specs: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # Provider prefix -> regular expressions of specs with a higher launch quota.
+    high_quota_specs: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    http_timeout_seconds: float = 30.0
+    # Cache GitHub API answers (ETag/If-None-Match) for this long; 0 disables.
+    cache_seconds: float = 300.0
+
+
 class EventLogSettings(_Section, frozen=True, kw_only=True):
     # Launch events older than this are dropped; defaults keep a laptop healthy.
     max_age_seconds: float = 30 * 24 * 3600.0
@@ -152,6 +193,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     builder: BuilderSettings = BuilderSettings()
     launcher: LauncherSettings = LauncherSettings()
     nats: NatsServerSettings = NatsServerSettings()
+    providers: ProviderSettings = ProviderSettings()
     events: EventLogSettings = EventLogSettings()
 
     @property
@@ -172,6 +214,11 @@ _SECTIONS = {f.name: f.type for f in msgspec.structs.fields(Settings) if isinsta
 
 def _env_value(key: str, raw: str, annotation: Any) -> Any:
     """Text of an environment variable turned into JSON-ish data for msgspec."""
+    if getattr(annotation, "__origin__", None) is dict or str(annotation).startswith("dict"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"invalid {key}: expected a JSON object ({exc})") from None
     if getattr(annotation, "__origin__", None) is list or str(annotation).startswith("list"):
         raw = raw.strip()
         if raw.startswith("["):

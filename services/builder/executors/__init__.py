@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.runtime.environments import LocalEnvironmentStore
 from services.runtime.gitcmd import GitPolicy
 from services.runtime.settings import Settings
 
+from ..content import make_fetchers
 from .base import BuildError, BuildExecutor, BuildFinished, BuildProgress, LogLine, PhaseChanged
 from .local import LocalExecutor
 
@@ -17,14 +20,13 @@ def make_executor(settings: Settings, git_policy: GitPolicy) -> BuildExecutor:
     executors = {
         "local": lambda: LocalExecutor(
             LocalEnvironmentStore(settings.environments_path),
-            git_policy,
-            settings.data_path / "uv-cache",
+            make_fetchers(settings, git_policy),
+            Path(b.uv_cache_dir).expanduser() if b.uv_cache_dir else settings.data_path / "uv-cache",
             index_url=b.index_url,
             find_links=b.find_links,
             no_index=b.no_index,
             jupyterlab_requirement=b.jupyterlab_requirement,
             build_timeout_seconds=b.build_timeout_seconds,
-            git_timeout_seconds=b.git_timeout_seconds,
         ),
     }
     return executors[b.executor]()

@@ -26,8 +26,9 @@ from typing import AsyncIterator
 from schemas import ResolvedRepo
 from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
 from services.runtime.procenv import host_environment
-from services.runtime.gitcmd import GitPolicy, first_error_line, redact_url, run_git
+from services.runtime.gitcmd import redact_url
 
+from ..content import ContentFetcher
 from ..plan import BuildPlan, plan_build
 from ..procs import ProcessFailed, stream_lines
 from .base import BuildError, BuildFinished, BuildProgress, LogLine, PhaseChanged
@@ -80,7 +81,7 @@ class LocalExecutor:
     def __init__(
         self,
         store: LocalEnvironmentStore,
-        git_policy: GitPolicy,
+        fetchers: "dict[str, ContentFetcher]",
         cache_dir: Path,
         *,
         index_url: str = "",
@@ -88,17 +89,15 @@ class LocalExecutor:
         no_index: bool = False,
         jupyterlab_requirement: str = "jupyterlab>=4",
         build_timeout_seconds: float = 1800.0,
-        git_timeout_seconds: float = 300.0,
     ) -> None:
         self.store = store
-        self.git_policy = git_policy
+        self.fetchers = fetchers
         self.cache_dir = Path(cache_dir)
         self.index_url = index_url
         self.find_links = list(find_links or [])
         self.no_index = no_index
         self.jupyterlab_requirement = jupyterlab_requirement
         self.build_timeout_seconds = build_timeout_seconds
-        self.git_timeout_seconds = git_timeout_seconds
 
     async def build(self, repo: ResolvedRepo) -> AsyncIterator[BuildProgress]:
         name = repo.image_name
@@ -138,33 +137,12 @@ class LocalExecutor:
 
     # -- steps ---------------------------------------------------------------
     async def _fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+        fetcher = self.fetchers.get(repo.content_provider)
+        if fetcher is None:
+            raise BuildError(f"This builder cannot fetch content from {repo.content_provider!r} repositories.")
         workdir.mkdir(parents=True, exist_ok=True)
-        cwd = str(workdir)
-        code, _, err = await run_git(["init", "--quiet", cwd], self.git_policy)
-        if code != 0:
-            raise BuildError(f"Could not prepare a Git working copy: {first_error_line(err)}")
-        url, sha = repo.clone_url, repo.resolved_ref
-        # A shallow fetch of the one commit is fastest; servers that refuse to serve
-        # an arbitrary commit get a full fetch instead.
-        code, _, err = await run_git(
-            ["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, sha], self.git_policy, cwd=cwd, timeout=self.git_timeout_seconds
-        )
-        if code != 0:
-            yield "Shallow fetch of the commit was refused; fetching the whole history"
-            code, _, err = await run_git(
-                ["fetch", "--quiet", "--no-tags", "--", url, "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
-                self.git_policy,
-                cwd=cwd,
-                timeout=self.git_timeout_seconds,
-            )
-            if code != 0:
-                raise BuildError(f"Could not fetch {redact_url(url)}: {first_error_line(err)}")
-        code, _, err = await run_git(["checkout", "--quiet", "--detach", sha, "--"], self.git_policy, cwd=cwd)
-        if code != 0:
-            raise BuildError(f"Could not check out commit {sha} of {redact_url(url)}: {first_error_line(err)}")
-        code, out, _ = await run_git(["log", "-1", "--format=%H %s"], self.git_policy, cwd=cwd)
-        if code == 0:
-            yield f"Checked out {out.strip()}"
+        async for line in fetcher.fetch(repo, workdir):
+            yield line
 
     def _uv_env(self, venv: Path | None, home: Path) -> dict[str, str]:
         env = host_environment()

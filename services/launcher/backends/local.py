@@ -318,6 +318,10 @@ class LocalBackend:
         stopped: list[str] = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             for launch_id, record in list(self._servers.items()):
+                if launch_id in self._starting:
+                    # Still starting: start-up has its own timeout, and a slow start
+                    # must not count as age.
+                    continue
                 reason = ""
                 if not _is_alive(record.pid):
                     reason = "exited"

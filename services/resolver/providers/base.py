@@ -25,6 +25,8 @@ class ResolvedSource(msgspec.Struct, frozen=True, kw_only=True):
     persistent_spec: str
     # Human-readable part of the environment name (e.g. "owner-repo").
     build_slug: str
+    # How the builder fetches the content (see schemas.ResolvedRepo.content_provider).
+    content_provider: str = "git"
 
 
 class RepoProvider(Protocol):
