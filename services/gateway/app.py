@@ -19,18 +19,20 @@ from aiohttp_sse import EventSourceResponse
 from schemas import TERMINAL_PHASES, LaunchRequest, ResolveRef, Subjects, event_to_wire
 from services.runtime.bus import EventPublisher
 from services.runtime.service import metrics_response, new_id
+from services.runtime.settings import Settings
 
 from .fanout import LaunchFanout, SlowWatcher
 from .health import ServiceSightings
 from .metrics import EVENTS_SENT, LAUNCH_REQUESTS
 
-__all__ = ["GatewayState", "make_app", "parse_build_path", "HeartbeatEventSource"]
+__all__ = ["GatewayState", "make_app", "parse_build_path", "HeartbeatEventSource", "STATE_KEY"]
 
 log = logging.getLogger(__name__)
 
 # Metric label values are bounded: any other prefix counts as "other".
 _KNOWN_PROVIDERS = frozenset({"gh", "gist", "gl", "git", "zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi"})
-_STATE_KEY = web.AppKey("gateway_state", object)
+STATE_KEY = web.AppKey("gateway_state", object)
+_STATE_KEY = STATE_KEY
 
 
 class HeartbeatEventSource(EventSourceResponse):
@@ -60,7 +62,9 @@ class GatewayState:
         nats_connected: "callable[[], bool]",  # type: ignore[valid-type]
         public_url: str = "",
         heartbeat_interval_seconds: float = 25.0,
+        settings: "Settings | None" = None,
     ) -> None:
+        self.settings = settings or Settings()
         self.subjects = subjects
         self.publisher = publisher
         self.fanout = fanout
@@ -149,4 +153,10 @@ def make_app(state: GatewayState) -> web.Application:
     app.router.add_get("/build/{tail:.+}", build)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_response)
+    # BinderHub's HTTP API (api.py) and the web UI (web.py) add their own routes.
+    from .api import add_api_routes
+    from .web import add_web_routes
+
+    add_api_routes(app)
+    add_web_routes(app)
     return app

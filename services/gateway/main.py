@@ -33,6 +33,7 @@ async def serve(settings: Settings) -> None:
             lambda: rt.nc.is_connected,
             public_url=g.public_url,
             heartbeat_interval_seconds=g.heartbeat_interval_seconds,
+            settings=settings,
         )
         runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=2.0)
         await runner.setup()

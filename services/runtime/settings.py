@@ -68,6 +68,22 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
     heartbeat_interval_seconds: float = 25.0
     # A service is "seen recently" in /health if it sent a heartbeat this recently.
     service_stale_after_seconds: float = 30.0
+    # Base URL of badges in the snippets the home page shows; empty: public_url.
+    badge_base_url: str = ""
+    # HTML shown at the top of every page, and on the about page.
+    banner_message: str = ""
+    about_message: str = ""
+    # BinderHub's API-only mode: /build accepts build_only=true (build, do not launch).
+    enable_api_only_mode: bool = False
+    # Only builds, never launches (implies enable_api_only_mode).
+    require_build_only: bool = False
+    # Secret that signs build tokens (JWT, HS256); empty turns build tokens off.
+    build_token_secret: str = ""
+    # Reject /build requests without a valid build token (needs build_token_secret).
+    require_build_token: bool = False
+    build_token_expires_seconds: float = 300.0
+    # Client networks refused with 403: CIDR -> message shown to them.
+    ban_networks: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ResolverSettings(_Section, frozen=True, kw_only=True):

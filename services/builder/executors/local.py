@@ -179,7 +179,7 @@ class LocalExecutor:
         except ProcessFailed as exc:
             if exc.timed_out:
                 raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped during {what}.") from None
-            raise BuildError(f"{what} failed (exit status {exc.returncode}); see the build log above.") from None
+            raise BuildError(f"{what} failed (exit status {exc.returncode}); see the build log.") from None
 
     async def _build_environment(self, plan: BuildPlan, target: Path, workdir: Path, deadline: float | None) -> AsyncIterator[BuildProgress]:
         uv = _uv_binary()
