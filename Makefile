@@ -1,5 +1,5 @@
 # binderflow: `make run` starts everything on this machine; `make test` runs the tests.
-# Needs only Python 3.11+, pip, git and make.
+# Needs only Python 3.11+, pip, git and make (make test also uses node/npm and Chromium; .ci/run installs them).
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 WHEELHOUSE := .cache/wheelhouse
 
-.PHONY: run test install install-test wheelhouse bench clean
+.PHONY: run test install install-test wheelhouse node-client bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,17 @@ $(WHEELHOUSE)/.complete: tests/wheelhouse.txt $(VENV)/.created
 
 wheelhouse: $(WHEELHOUSE)/.complete
 
+# The real @jupyterhub/binderhub-client from npm, for tests/test_binderhub_client.py.
+tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --silent
+	touch $@
+
+node-client: tests/node/node_modules/.installed
+
 run: install
 	$(VENV)/bin/binderflow up
 
-test: install-test wheelhouse
+test: install-test wheelhouse node-client
 	$(PY) -m pytest
 
 bench: install-test wheelhouse
