@@ -32,11 +32,11 @@ async def run_launch(gateway: str, provider: str, spec: str, as_json: bool = Fal
                     task = progress.add_task("requesting", total=100)
                     async for event in stream_launch(session, gateway, provider, spec):
                         last = event
-                        phase = str(event.get("phase", ""))
+                        current = str(event.get("phase", ""))
                         message = str(event.get("message", "")).rstrip("\n")
-                        progress.update(task, description=phase, completed=_PHASE_PROGRESS.get(phase, 50))
-                        if message and phase not in ("ready",):
-                            progress.console.print(f"[dim]{phase:>9}[/dim] {message}", markup=True, highlight=False, soft_wrap=True)
+                        progress.update(task, description=current, completed=_PHASE_PROGRESS.get(current, 50))
+                        if message and current != "ready":
+                            progress.console.print(f"[dim]{current:>9}[/dim] {message}", markup=True, highlight=False, soft_wrap=True)
             else:
                 async for event in stream_launch(session, gateway, provider, spec):
                     last = event

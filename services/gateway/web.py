@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, Mapping
 
 from aiohttp import web
 
@@ -86,7 +86,7 @@ def _page(request: web.Request, title: str, content: str, scripts: str = "") -> 
     return web.Response(text=body, content_type="text/html")
 
 
-def url_path_from_query(query: "web.MultiDictProxy[str] | dict[str, str]") -> str:
+def url_path_from_query(query: Mapping[str, str]) -> str:
     """The server path the ready redirect opens, from BinderHub's query parameters.
 
     `urlpath` is used as given; `labpath` (and the legacy `filepath`) open a file

@@ -90,7 +90,7 @@ async def check_url(url: str, policy: GitPolicy) -> None:
     except OSError:
         raise GitError(f"Could not reach the repository at {redact_url(url)}: the host {host} does not resolve") from None
     for info in infos:
-        address = info[4][0]
+        address = str(info[4][0])
         if policy.is_blocked(address):
             raise GitError(
                 f"Repository host {host} resolves to {address}, an address in a network this Binder does not fetch from"

@@ -110,7 +110,7 @@ class ServiceRuntime:
         await site.start()
         server = site._server
         assert server is not None
-        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _health(self, request: web.Request) -> web.Response:
         checks: dict[str, object] = {"nats": self.nc.is_connected}

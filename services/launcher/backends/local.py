@@ -81,7 +81,7 @@ async def _terminate(pid: int, grace_seconds: float = 5.0) -> None:
 
 
 def _read_records(servers_path: Path) -> list[tuple[Path, ServerRecord]]:
-    records = []
+    records: list[tuple[Path, ServerRecord]] = []
     if not servers_path.is_dir():
         return records
     for record_file in servers_path.glob("*/server.json"):
