@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterable, Mapping
 
 from schemas import (
     BuildImage,
@@ -18,6 +20,7 @@ from schemas import (
     LaunchFailed,
     ResolvedRepo,
     ResolveRef,
+    ServerReady,
     StartServer,
 )
 from schemas.commands import Command
@@ -25,7 +28,20 @@ from schemas.events import PhaseEvent
 
 from .providers.base import ResolvedSource
 
-__all__ = ["environment_name", "pin", "Decision", "decide", "failure", "ENVIRONMENT_NAME_MAX"]
+__all__ = [
+    "environment_name",
+    "pin",
+    "Decision",
+    "decide",
+    "failure",
+    "ENVIRONMENT_NAME_MAX",
+    "check_spec_patterns",
+    "spec_matches",
+    "is_banned",
+    "is_high_quota",
+    "banned_message",
+    "notice",
+]
 
 # DNS labels are at most 63 characters; image names and pod names inherit this.
 ENVIRONMENT_NAME_MAX = 63
@@ -83,6 +99,27 @@ class Decision:
 def decide(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetime) -> Decision:
     """Launch a built environment at once; otherwise queue a build."""
     lid = command.launch_id
+    if is_built and command.request.build_only:
+        # BinderHub's build_only: the environment exists, so the launch is done
+        # without a server; `ready` names the image (url and token stay empty).
+        return Decision(
+            events=[
+                ServerReady(
+                    launch_id=lid,
+                    event_id=f"{lid}.resolver.ready",
+                    timestamp=now,
+                    url="",
+                    token="",
+                    image=repo.image_name,
+                    repo_url=repo.repo_url,
+                    binder_ref_url=repo.ref_url,
+                    binder_launch_host=command.request.launch_host,
+                    binder_request=repo.binder_request,
+                    binder_persistent_request=repo.binder_persistent_request,
+                    message="Done! Found built image\n",
+                )
+            ]
+        )
     if is_built:
         return Decision(
             events=[
@@ -113,6 +150,55 @@ def failure(command: ResolveRef, message: str, now: datetime) -> LaunchFailed:
     return LaunchFailed(
         launch_id=command.launch_id,
         event_id=f"{command.launch_id}.resolver.failed",
+        timestamp=now,
+        message=message if message.endswith("\n") else message + "\n",
+    )
+
+
+# -- banned and high-quota specs (BinderHub's banned_specs / high_quota_specs) ----
+
+
+def check_spec_patterns(patterns: Mapping[str, Iterable[str]], setting: str) -> None:
+    """Raise ValueError naming `setting` if a pattern is not a regular expression."""
+    for provider, regexes in patterns.items():
+        for regex in regexes:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ValueError(f"invalid setting '{setting}': {provider}: {regex!r} is not a regular expression ({exc})") from None
+
+
+def spec_matches(spec: str, patterns: Iterable[str]) -> bool:
+    """Whether any pattern matches the start of `spec`, ignoring case, as BinderHub does.
+
+    The spec is tried as sent and percent-decoded, so escaping a character
+    (`%6Aupyterhub/...`) does not slip past a pattern.
+    """
+    spec = spec.rstrip("/")
+    forms = {spec, urllib.parse.unquote(spec)}
+    return any(re.match(pattern, form, re.IGNORECASE) for pattern in patterns for form in forms)
+
+
+def is_banned(spec: str, banned_specs: Iterable[str]) -> bool:
+    """BinderHub's is_banned: `spec` (without the provider prefix) matches a banned pattern."""
+    return spec_matches(spec, banned_specs)
+
+
+def is_high_quota(spec: str, high_quota_specs: Iterable[str]) -> bool:
+    """BinderHub's has_higher_quota: `spec` matches a high-quota pattern."""
+    return spec_matches(spec, high_quota_specs)
+
+
+def banned_message(spec: str) -> str:
+    """BinderHub's words for a banned spec."""
+    return f"Sorry, {spec} has been temporarily disabled from launching. Please contact admins for more info!"
+
+
+def notice(command: ResolveRef, message: str, now: datetime) -> BuildWaiting:
+    """A provider's hint to the person launching, before the launch goes on."""
+    return BuildWaiting(
+        launch_id=command.launch_id,
+        event_id=f"{command.launch_id}.resolver.notice",
         timestamp=now,
         message=message if message.endswith("\n") else message + "\n",
     )

@@ -16,12 +16,22 @@ from .providers import make_providers
 
 async def serve(settings: Settings) -> None:
     async with ServiceRuntime("resolver", settings, settings.resolver.http_port) as rt:
+        providers = make_providers(settings, policy_from_settings(settings))
         handlers = ResolverHandlers(
             rt.publisher,
             rt.subjects,
-            make_providers(settings, policy_from_settings(settings)),
+            providers,
             LocalEnvironmentStore(settings.environments_path),
             settings.resolver.image_prefix,
+            banned_specs=settings.providers.banned_specs,
+            high_quota_specs=settings.providers.high_quota_specs,
         )
         worker = Worker(rt.js, rt.subjects, "resolver", ResolveRef, handlers.handle, handlers.give_up, settings.resolver.max_concurrent, settings.ack_wait_seconds)
-        await worker.run(rt.stopping)
+        try:
+            await worker.run(rt.stopping)
+        finally:
+            # Providers with an HTTP session (gh, gist, gl, ...) close it.
+            for provider in providers.values():
+                aclose = getattr(provider, "aclose", None)
+                if aclose is not None:
+                    await aclose()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["ResolveOutcome", "RESOLUTIONS", "RESOLVE_SECONDS"]
+__all__ = ["ResolveOutcome", "RESOLUTIONS", "RESOLVE_SECONDS", "GITHUB_RATE_LIMIT_REMAINING"]
 
 
 class ResolveOutcome(enum.Enum):
@@ -14,6 +14,7 @@ class ResolveOutcome(enum.Enum):
     BUILD = "build"
     FAILED = "failed"
     UNKNOWN_PROVIDER = "unknown_provider"
+    BANNED = "banned"
 
 
 RESOLUTIONS = Counter("binderflow_resolver_resolutions_total", "Specs resolved, by provider and outcome", ["provider", "outcome"])
@@ -22,4 +23,7 @@ RESOLVE_SECONDS = Histogram(
     "Time to resolve a ref to a commit",
     ["provider"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+GITHUB_RATE_LIMIT_REMAINING = Gauge(
+    "binderflow_resolver_github_rate_limit_remaining", "GitHub API requests left in the current rate-limit window (last seen)"
 )

@@ -27,6 +27,12 @@ class ResolvedSource(msgspec.Struct, frozen=True, kw_only=True):
     build_slug: str
     # How the builder fetches the content (see schemas.ResolvedRepo.content_provider).
     content_provider: str = "git"
+    # A hint for the person launching, sent as a `waiting` event before the launch
+    # goes on (e.g. "master is gone, trying HEAD instead; please update your links").
+    notice: str = ""
+    # The spec the launch really used when the provider substituted one (BinderHub
+    # reports it in binder_request); empty means the spec as requested.
+    request_spec: str = ""
 
 
 class RepoProvider(Protocol):
