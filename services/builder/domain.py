@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, StartServer
+from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady, StartServer
 from schemas.events import PhaseEvent
 
 from .executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
 
-__all__ = ["event_for_progress", "start_after_build", "build_failed"]
+__all__ = ["event_for_progress", "start_after_build", "build_failed", "build_only_ready"]
 
 
 def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: BuildProgress, now: datetime) -> PhaseEvent:
@@ -29,6 +29,9 @@ def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: B
             return ImagePushing(launch_id=lid, event_id=event_id, timestamp=now, message=message)
         case PhaseChanged(message=message):
             return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+        case BuildFinished(was_cached=was_cached) if command.request.build_only:
+            # BinderHub's build_only: `ready` instead of `built`, and no server follows.
+            return build_only_ready(command, was_cached, now)
         case BuildFinished(image_name=image_name, was_cached=was_cached):
             # One `built` per launch, whichever attempt gets there: a build redelivered
             # after its builder died just before acking republishes the same id.
@@ -50,4 +53,27 @@ def build_failed(command: BuildImage, build_id: str, reason: str, now: datetime)
         event_id=f"{lid}.build.{build_id}.failed",
         timestamp=now,
         message=f"Build failed: {reason.rstrip()}\n",
+    )
+
+
+def build_only_ready(command: BuildImage, was_cached: bool, now: datetime) -> ServerReady:
+    """The end of a build-only launch: BinderHub's `ready` naming the image, with no server (empty url and token).
+
+    Its id is fixed per launch, as `built`'s is, so a redelivered build stores it once.
+    """
+    lid = command.launch_id
+    repo = command.repo
+    return ServerReady(
+        launch_id=lid,
+        event_id=f"{lid}.build.ready",
+        timestamp=now,
+        url="",
+        token="",
+        image=repo.image_name,
+        repo_url=repo.repo_url,
+        binder_ref_url=repo.ref_url,
+        binder_launch_host=command.request.launch_host,
+        binder_request=repo.binder_request,
+        binder_persistent_request=repo.binder_persistent_request,
+        message="Done! Found built image\n" if was_cached else "Done! Image built\n",
     )

@@ -52,6 +52,9 @@ class BuilderHandlers:
         status = BuildStatus.CACHED if finished.was_cached else BuildStatus.SUCCESS
         BUILDS.labels(status.value).inc()
         BUILD_SECONDS.labels(status.value).observe(time.monotonic() - started)
+        if command.request.build_only:
+            # The build-only `ready` event was the last progress event: no server.
+            return
         await self._publisher.command(self._subjects.start_commands, domain.start_after_build(command, utcnow()))
 
     async def give_up(self, command: BuildImage, error: BaseException) -> None:
