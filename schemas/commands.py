@@ -36,6 +36,10 @@ class LaunchRequest(msgspec.Struct, frozen=True, kw_only=True):
     launch_host: str = ""
     # Origin / host header of the request, for analytics.
     origin: str = ""
+    # BinderHub's build_only=true (API-only mode): build the environment, start no
+    # server; the launch ends with a `ready` event naming the image. Added at the
+    # end with a default: older writers' commands decode as launches.
+    build_only: bool = False
 
 
 class ResolvedRepo(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["OPEN_STREAMS", "WATCHED_LAUNCHES", "LAUNCH_REQUESTS", "EVENTS_SENT"]
+__all__ = [
+    "OPEN_STREAMS",
+    "WATCHED_LAUNCHES",
+    "LAUNCH_REQUESTS",
+    "EVENTS_SENT",
+    "BUILD_BUCKETS",
+    "LAUNCH_BUCKETS",
+    "BUILD_TIME",
+    "LAUNCH_TIME",
+    "BUILD_COUNT",
+    "LAUNCH_COUNT",
+    "BUILDS_INPROGRESS",
+    "LAUNCHES_INPROGRESS",
+]
 
 OPEN_STREAMS = Gauge("binderflow_gateway_open_streams", "Event streams open to clients")
 WATCHED_LAUNCHES = Gauge("binderflow_gateway_watched_launches", "Launches with at least one client watching here")
 LAUNCH_REQUESTS = Counter("binderflow_gateway_launch_requests_total", "Launches requested through /build", ["provider"])
 EVENTS_SENT = Counter("binderflow_gateway_events_sent_total", "Phase events sent to clients", ["phase"])
+
+# BinderHub's own metrics, with its names, labels and buckets, so its dashboards and
+# alerts work unchanged. The gateway computes them from the phase events of the
+# launches it serves (see launch_metrics.py): with several gateways, sum over them.
+# Builds and launches take very different times, hence two sets of buckets.
+BUILD_BUCKETS = (60, 120, 300, 600, 1800, 3600, 7200, float("inf"))
+LAUNCH_BUCKETS = (2, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
+BUILD_TIME = Histogram("binderhub_build_time_seconds", "Histogram of build times", ["status"], buckets=BUILD_BUCKETS)
+LAUNCH_TIME = Histogram(
+    "binderhub_launch_time_seconds", "Histogram of launch times", ["status", "retries"], buckets=LAUNCH_BUCKETS
+)
+BUILD_COUNT = Counter("binderhub_build_count", "Counter of builds by repo", ["status", "provider", "repo"])
+LAUNCH_COUNT = Counter("binderhub_launch_count", "Counter of launches by repo", ["status", "provider", "repo"])
+BUILDS_INPROGRESS = Gauge("binderhub_inprogress_builds", "Builds currently in progress")
+LAUNCHES_INPROGRESS = Gauge("binderhub_inprogress_launches", "Launches currently in progress")
