@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from .executors.base import BuildError
+from .errors import BuildError
 
 __all__ = ["BuildPlan", "plan_build", "UNSUPPORTED_FILES"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -121,6 +122,13 @@ class BuilderSettings(_Section, frozen=True, kw_only=True):
     # builders on one host: environments hardlink from it.
     uv_cache_dir: str = ""
     git_timeout_seconds: float = 300.0
+    # Data repositories (zenodo, figshare, ...): bytes downloaded (and unpacked) for
+    # one record, and files in one record or archive. Bounded so a huge record
+    # fails with a message instead of filling the disk.
+    download_max_bytes: int = 5 * 1024**3
+    download_max_files: int = 20_000
+    # HydroShare prepares a resource's bag on demand; how long to wait for it.
+    hydroshare_bag_wait_seconds: float = 120.0
 
 
 class LauncherSettings(_Section, frozen=True, kw_only=True):
@@ -163,6 +171,8 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
     github_url: str = "https://github.com"
     # A token raises GitHub's rate limit; never logged or put in events.
     github_token: str = ""
+    # Secret (unlisted) gists launch only when this is on, as in BinderHub.
+    allow_secret_gist: bool = False
     gist_url: str = "https://gist.github.com"
     # GitLab web/clone base; its API is <gitlab_url>/api/v4.
     gitlab_url: str = "https://gitlab.com"
@@ -351,5 +361,17 @@ def _check(settings: Settings) -> None:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
             raise SettingsError(f"invalid setting 'resolver.git_blocked_networks': {net!r} is not a CIDR network") from None
+    for field, table in (("providers.banned_specs", settings.providers.banned_specs),
+                         ("providers.high_quota_specs", settings.providers.high_quota_specs)):
+        for prefix, patterns in table.items():
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise SettingsError(f"invalid setting '{field}': {prefix}: {pattern!r} is not a regular expression ({exc})") from None
+    for name, value in (("builder.download_max_bytes", settings.builder.download_max_bytes),
+                        ("builder.download_max_files", settings.builder.download_max_files)):
+        if value <= 0:
+            raise SettingsError(f"invalid setting '{name}': {value} must be positive")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"invalid setting 'log_level': {settings.log_level!r}")

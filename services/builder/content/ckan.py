@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
 
-from ..executors.base import BuildError
+from ..errors import BuildError
 from .datafiles import DataFetcher, RecordFile, Site, Transfer
 
 __all__ = ["CKANFetcher", "ckan_resources"]

@@ -42,7 +42,7 @@ import yarl
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitError, GitPolicy, check_url
 
-from ..executors.base import BuildError
+from ..errors import BuildError
 
 __all__ = [
     "Site",
@@ -455,6 +455,8 @@ class DataFetcher:
     def limits_from_settings(settings: Any) -> Limits:
         build_timeout = settings.builder.build_timeout_seconds
         return Limits(
+            max_bytes=settings.builder.download_max_bytes,
+            max_files=settings.builder.download_max_files,
             http_timeout_seconds=settings.providers.http_timeout_seconds,
             fetch_timeout_seconds=build_timeout if build_timeout else None,
         )

@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy, first_error_line, redact_url, run_git
 
-from ..executors.base import BuildError
+from ..errors import BuildError
 
 __all__ = ["GitFetcher"]
 

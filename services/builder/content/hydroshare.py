@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
 
-from ..executors.base import BuildError
+from ..errors import BuildError
 from .datafiles import DataFetcher, Site, Transfer, extract_zip, human_size, move_contents
 
 __all__ = ["HydroshareFetcher", "bag_contents"]
@@ -42,7 +42,9 @@ class HydroshareFetcher(DataFetcher):
 
     @classmethod
     def from_settings(cls, settings: Any, git_policy: GitPolicy) -> "HydroshareFetcher":
-        return cls([Site(settings.providers.hydroshare_url)], git_policy, cls.limits_from_settings(settings))
+        fetcher = cls([Site(settings.providers.hydroshare_url)], git_policy, cls.limits_from_settings(settings))
+        fetcher.wait_seconds = settings.builder.hydroshare_bag_wait_seconds
+        return fetcher
 
     async def _fetch(self, t: Transfer, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
         resource = f"HydroShare resource {repo.ref.split('.v')[0]}"

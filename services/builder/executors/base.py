@@ -11,13 +11,12 @@ from typing import AsyncIterator, Protocol, Union
 
 import msgspec
 
+from ..errors import BuildError
+
 from schemas import ResolvedRepo
 
 __all__ = ["BuildExecutor", "BuildError", "PhaseChanged", "LogLine", "BuildFinished", "BuildProgress"]
 
-
-class BuildError(Exception):
-    """The build failed; the message says why, for the person who launched it."""
 
 
 class PhaseChanged(msgspec.Struct, frozen=True):

@@ -23,7 +23,7 @@ def make_providers(settings: Settings, policy: GitPolicy) -> dict[str, RepoProvi
     available: dict[str, RepoProvider] = {
         "git": GitProvider(policy),
         "gh": GitHubProvider(settings.providers),
-        "gist": GistProvider(settings.providers),
+        "gist": GistProvider(settings.providers, allow_secret_gist=settings.providers.allow_secret_gist),
         "gl": GitLabProvider(settings.providers),
         "zenodo": ZenodoProvider(settings.providers),
         "figshare": FigshareProvider(settings.providers),
