@@ -15,8 +15,14 @@ from .commands import (
 from .events import (
     PHASES,
     TERMINAL_PHASES,
+    FACT_KINDS,
+    AnyEvent,
     AnyPhaseEvent,
+    BuildEnded,
     BuildLogged,
+    BuildStarted,
+    LaunchRequested,
+    RefResolved,
     BuildWaiting,
     ImageBuilt,
     ImagePushing,
@@ -25,6 +31,7 @@ from .events import (
     RepoFetching,
     ServerLaunching,
     ServerReady,
+    decode_event,
     decode_phase_event,
     encode_event,
     event_to_wire,
@@ -33,6 +40,7 @@ from .subjects import MSG_ID_HEADER, SERVICE_NAMES, Subjects
 from .types import SCHEMA_VERSION
 
 __all__ = [
+    "AnyEvent", "BuildEnded", "BuildStarted", "FACT_KINDS", "LaunchRequested", "RefResolved", "decode_event",
     "AnyCommand", "AnyPhaseEvent", "BuildImage", "BuildLogged", "BuildWaiting", "Command",
     "Heartbeat", "ImageBuilt", "ImagePushing", "LaunchFailed", "LaunchRequest", "MSG_ID_HEADER",
     "PHASES", "PhaseEvent", "RepoFetching", "ResolveRef", "ResolvedRepo", "SCHEMA_VERSION",

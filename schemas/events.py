@@ -27,10 +27,17 @@ __all__ = [
     "ServerLaunching",
     "ServerReady",
     "LaunchFailed",
+    "LaunchRequested",
+    "RefResolved",
+    "BuildStarted",
+    "BuildEnded",
     "AnyPhaseEvent",
+    "AnyEvent",
+    "FACT_KINDS",
     "PHASES",
     "TERMINAL_PHASES",
     "decode_phase_event",
+    "decode_event",
     "encode_event",
     "event_to_wire",
 ]
@@ -79,7 +86,14 @@ class ServerLaunching(PhaseEvent, frozen=True, kw_only=True, tag="launching"):
 
 
 class ServerReady(PhaseEvent, frozen=True, kw_only=True, tag="ready"):
-    """The server answers; fields are the ones BinderHub's clients read."""
+    """The server answers; fields are the ones BinderHub's clients read.
+
+    In the event log `token` is empty and `token_sealed` holds the Jupyter token
+    encrypted for the gateway (schema version 2): analytics consumers read the
+    log, and must not be able to open other people's servers. The gateway
+    unseals it into `token` for the client that launched. Version 1 events
+    carried the token in plain text and still decode.
+    """
 
     url: str
     token: str
@@ -89,10 +103,63 @@ class ServerReady(PhaseEvent, frozen=True, kw_only=True, tag="ready"):
     binder_launch_host: str
     binder_request: str
     binder_persistent_request: str
+    token_sealed: str = ""
 
 
 class LaunchFailed(PhaseEvent, frozen=True, kw_only=True, tag="failed"):
     """The launch ended without a server; the message says why, for a person."""
+
+
+# -- launch facts -----------------------------------------------------------
+# Facts are not BinderHub phases: clients never see them (the gateway forwards
+# PHASES only). They make the log answer questions on its own: which repository
+# a launch was for, what it resolved to, how long its build took. Analytics,
+# export and stats read them instead of the (bulky) build log.
+
+
+class LaunchRequested(PhaseEvent, frozen=True, kw_only=True, tag="requested"):
+    """A gateway accepted a launch request (the first fact of every launch)."""
+
+    provider: str
+    spec: str
+    # Host of the Binder that served the request (mybinder's `origin`).
+    origin: str = ""
+    # Origin header of the page that asked, when a browser sent one (`request_origin`).
+    request_origin: str = ""
+    build_token: bool = False
+    build_only: bool = False
+
+
+class RefResolved(PhaseEvent, frozen=True, kw_only=True, tag="resolved"):
+    """The resolver pinned the request to a commit and named its environment."""
+
+    provider: str
+    spec: str
+    repo_url: str
+    ref: str
+    resolved_ref: str
+    image_name: str
+    is_built: bool = False
+
+
+class BuildStarted(PhaseEvent, frozen=True, kw_only=True, tag="build_started"):
+    """A builder took on building `image_name` for this launch (or followed a build under way)."""
+
+    build_id: str
+    image_name: str
+    repo_url: str = ""
+    # The launch whose build log holds the lines: this one, or the one followed.
+    log_launch_id: str = ""
+
+
+class BuildEnded(PhaseEvent, frozen=True, kw_only=True, tag="build_ended"):
+    """A build attempt ended: status is "success", "failure" or "cached"."""
+
+    build_id: str
+    image_name: str
+    status: str
+    seconds: float
+    repo_url: str = ""
 
 
 AnyPhaseEvent = Union[
@@ -106,17 +173,39 @@ AnyPhaseEvent = Union[
     LaunchFailed,
 ]
 
-# BinderHub's order; a launch visits a subsequence of it.
+AnyEvent = Union[
+    BuildWaiting,
+    RepoFetching,
+    BuildLogged,
+    ImagePushing,
+    ImageBuilt,
+    ServerLaunching,
+    ServerReady,
+    LaunchFailed,
+    LaunchRequested,
+    RefResolved,
+    BuildStarted,
+    BuildEnded,
+]
+
+# BinderHub's order; a launch visits a subsequence of it. Only these reach clients.
 PHASES = ("waiting", "fetching", "building", "pushing", "built", "launching", "ready", "failed")
 TERMINAL_PHASES = frozenset({"ready", "failed"})
+FACT_KINDS = ("requested", "resolved", "build_started", "build_ended")
 
 _decoder = msgspec.json.Decoder(AnyPhaseEvent)
+_any_decoder = msgspec.json.Decoder(AnyEvent)
 _encoder = msgspec.json.Encoder()
 
 
 def decode_phase_event(data: bytes | str) -> AnyPhaseEvent:
     """Decode one phase event; raises msgspec.ValidationError/DecodeError on bad input."""
     return _decoder.decode(data)
+
+
+def decode_event(data: bytes | str) -> AnyEvent:
+    """Decode anything stored in the event log: a phase event or a launch fact."""
+    return _any_decoder.decode(data)
 
 
 def encode_event(event: msgspec.Struct) -> bytes:

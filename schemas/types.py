@@ -12,8 +12,11 @@ from msgspec import Meta
 
 __all__ = ["LaunchId", "EventId", "CommitSha", "NonEmptyStr", "SCHEMA_VERSION"]
 
-# Bumped only for breaking changes; additive fields keep the version.
-SCHEMA_VERSION = 1
+# Bumped when the meaning of stored data changes; readers accept every older
+# version. 2: `ready` events in the log carry the Jupyter token sealed
+# (token_sealed), not in plain text; launch facts (requested, resolved,
+# build_started, build_ended) join the log.
+SCHEMA_VERSION = 2
 
 # A launch id is one subject token: lower-case letters, digits and '-'.
 # Patterns end in \Z, not $: "$" would also accept a trailing newline.

@@ -20,7 +20,7 @@ from typing import Mapping
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from schemas import TERMINAL_PHASES, AnyPhaseEvent, LaunchRequest, ResolveRef, ServerReady, Subjects, event_to_wire
+from schemas import PHASES, TERMINAL_PHASES, AnyPhaseEvent, LaunchRequest, LaunchRequested, ResolveRef, ServerReady, Subjects, event_to_wire
 from services.runtime.bus import EventPublisher
 from services.runtime.service import metrics_response, new_id
 from services.runtime.settings import GatewaySettings, Settings
@@ -258,6 +258,19 @@ async def build(request: web.Request) -> web.StreamResponse:
     tracker = LaunchMetrics(provider_name(provider), repo_url_for(provider, spec, state.settings.providers))
     watcher = await state.fanout.watch(launch_id)
     try:
+        await state.publisher.event(
+            LaunchRequested(
+                launch_id=launch_id,
+                event_id=f"{launch_id}.gateway.requested",
+                timestamp=datetime.now(timezone.utc),
+                provider=launch_request.provider,
+                spec=launch_request.spec,
+                origin=urllib.parse.urlsplit(launch_request.launch_host).netloc,
+                request_origin=request.headers.get("Origin", ""),
+                build_token=admission.have_build_token,
+                build_only=admission.build_only,
+            )
+        )
         command = ResolveRef(command_id=f"{launch_id}.resolve", launch_id=launch_id, issued_at=datetime.now(timezone.utc), request=launch_request)
         await state.publisher.command(state.subjects.resolve_commands, command)
         log.info("launch %s requested: %s/%s%s", launch_id, provider, spec, " (build only)" if admission.build_only else "")

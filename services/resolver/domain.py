@@ -24,7 +24,7 @@ from schemas import (
     StartServer,
 )
 from schemas.commands import Command
-from schemas.events import PhaseEvent
+from schemas.events import PhaseEvent, RefResolved
 
 from .providers.base import ResolvedSource
 
@@ -201,4 +201,21 @@ def notice(command: ResolveRef, message: str, now: datetime) -> BuildWaiting:
         event_id=f"{command.launch_id}.resolver.notice",
         timestamp=now,
         message=message if message.endswith("\n") else message + "\n",
+    )
+
+
+def resolved_fact(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetime) -> RefResolved:
+    """The fact that this launch is for `repo` at its commit: what analytics and stats read."""
+    lid = command.launch_id
+    return RefResolved(
+        launch_id=lid,
+        event_id=f"{lid}.resolver.resolved",
+        timestamp=now,
+        provider=command.request.provider,
+        spec=command.request.spec,
+        repo_url=repo.repo_url,
+        ref=repo.ref,
+        resolved_ref=repo.resolved_ref,
+        image_name=repo.image_name,
+        is_built=is_built,
     )

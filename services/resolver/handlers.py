@@ -83,6 +83,7 @@ class ResolverHandlers:
             "built" if is_built else "build",
             ", high quota" if high_quota else "",
         )
+        await self._publisher.event(domain.resolved_fact(command, repo, is_built, utcnow()))
         for event in decision.events:
             await self._publisher.event(event)
         if decision.build is not None:

@@ -19,7 +19,10 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from schemas import MSG_ID_HEADER, Subjects, encode_event
 from schemas.commands import Command
-from schemas.events import PhaseEvent
+from schemas.events import BuildStarted, PhaseEvent
+from schemas.subjects import repo_key
+
+from . import telemetry
 
 from .settings import Settings
 
@@ -82,6 +85,8 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
             retention=jsapi.RetentionPolicy.LIMITS,
             storage=jsapi.StorageType.FILE,
             max_age=events.commands_max_age_seconds,
+            max_bytes=events.commands_max_bytes,
+            discard=jsapi.DiscardPolicy.OLD,
             duplicate_window=events.duplicate_window_seconds,
         ),
     )
@@ -90,11 +95,12 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
         jsapi.StreamConfig(
             name=subjects.events_stream,
             description="binderflow launch events: the event log",
-            subjects=[subjects.all_launch_events],
+            subjects=subjects.event_log_subjects,
             retention=jsapi.RetentionPolicy.LIMITS,
             storage=jsapi.StorageType.FILE,
             max_age=events.max_age_seconds,
             max_bytes=events.max_bytes,
+            max_msgs_per_subject=events.max_msgs_per_subject,
             discard=jsapi.DiscardPolicy.OLD,
             duplicate_window=events.duplicate_window_seconds,
             allow_direct=True,
@@ -144,6 +150,8 @@ class EventPublisher:
 
     async def _publish(self, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None) -> jsapi.PubAck:
         hdrs = {MSG_ID_HEADER: msg_id, **(headers or {})}
+        # The current trace context rides along, so the next service's span joins the launch's trace.
+        telemetry.inject(hdrs)
         delay = 0.2
         for attempt in range(1, self._attempts + 1):
             try:
@@ -157,8 +165,15 @@ class EventPublisher:
         raise AssertionError("unreachable")
 
     async def event(self, event: PhaseEvent) -> jsapi.PubAck:
-        """Append one phase event to its launch's subject."""
-        return await self._publish(self._subjects.launch_events(event.launch_id), encode_event(event), event.event_id)
+        """Append one phase event (or fact) to its launch's subjects (log lines to the log subject)."""
+        subject = self._subjects.subject_for_phase(event.launch_id, event.phase)
+        return await self._publish(subject, encode_event(event), event.event_id)
+
+    async def build_started(self, event: BuildStarted) -> None:
+        """Record a build on its launch and in its repository's build index (for "latest build log")."""
+        await self.event(event)
+        if event.repo_url:
+            await self._publish(self._subjects.repo_builds(repo_key(event.repo_url)), encode_event(event), event.event_id + ".index")
 
     async def command(self, subject: str, command: Command) -> jsapi.PubAck:
         """Queue a command for the service that consumes `subject`."""

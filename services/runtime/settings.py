@@ -195,12 +195,30 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
 
 
 class EventLogSettings(_Section, frozen=True, kw_only=True):
-    # Launch events older than this are dropped; defaults keep a laptop healthy.
+    # Retention of the event log (oldest dropped first). The defaults keep a small
+    # machine healthy: a month, at most 1 GiB on disk.
     max_age_seconds: float = 30 * 24 * 3600.0
     max_bytes: int = 1024 * 1024 * 1024
+    # Messages kept per subject: caps one launch's build log (a runaway build
+    # printing millions of lines loses its oldest lines, not the disk).
+    max_msgs_per_subject: int = 200_000
     # Window in which a republished event (same id) is dropped as a duplicate.
     duplicate_window_seconds: float = 120.0
     commands_max_age_seconds: float = 7 * 24 * 3600.0
+    commands_max_bytes: int = 256 * 1024 * 1024
+    # Key that seals Jupyter tokens in the log (32 bytes, base64). Empty: a key
+    # file in data_dir, made on first use; a cluster sets it from a Secret, the
+    # same for the launcher and the gateway.
+    token_key: str = ""
+    # SSE `retry:` sent to clients: how long a browser waits before reconnecting.
+    client_retry_ms: int = 2000
+
+
+class TelemetrySettings(_Section, frozen=True, kw_only=True):
+    # Where spans go: "none" (default), "console" (stderr) or "otlp" (HTTP).
+    exporter: str = "none"
+    # OTLP/HTTP traces endpoint; empty: the SDK's default (OTEL_EXPORTER_OTLP_*).
+    otlp_endpoint: str = ""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -221,6 +239,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     nats: NatsServerSettings = NatsServerSettings()
     providers: ProviderSettings = ProviderSettings()
     events: EventLogSettings = EventLogSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @property
     def data_path(self) -> Path:
@@ -373,5 +392,13 @@ def _check(settings: Settings) -> None:
                         ("builder.download_max_files", settings.builder.download_max_files)):
         if value <= 0:
             raise SettingsError(f"invalid setting '{name}': {value} must be positive")
+    if settings.telemetry.exporter not in ("none", "console", "otlp"):
+        raise SettingsError(
+            f"invalid setting 'telemetry.exporter': {settings.telemetry.exporter!r}; use none, console or otlp"
+        )
+    for name, number in (("events.max_age_seconds", settings.events.max_age_seconds), ("events.max_bytes", settings.events.max_bytes),
+                         ("events.max_msgs_per_subject", settings.events.max_msgs_per_subject)):
+        if number <= 0:
+            raise SettingsError(f"invalid setting '{name}': {number} must be positive")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"invalid setting 'log_level': {settings.log_level!r}")
