@@ -83,6 +83,12 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     return asyncio.run(run_launch(args.gateway, args.provider, spec, as_json=args.json))
 
 
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from .launch_client import print_build_log
+
+    return asyncio.run(print_build_log(args.gateway, repo=args.repo, provider=args.provider, launch_id=args.launch))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="binderflow", description="Turn a Git repository into a running Jupyter server.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--gateway", default=os.environ.get("BINDERFLOW_GATEWAY_URL", "http://127.0.0.1:8585"), help="gateway URL")
     launch.add_argument("--json", action="store_true", help="print each event as a JSON line")
     launch.set_defaults(func=_cmd_launch)
+
+    logs = sub.add_parser("logs", help="print the build log of a repository's latest build (or of one launch)")
+    logs.add_argument("repo", nargs="?", help="repository URL (or owner/repo with --provider gh/gl)")
+    logs.add_argument("--provider", default="git", help="repository provider when REPO is not a URL (default: git)")
+    logs.add_argument("--launch", help="a launch id instead of a repository")
+    logs.add_argument("--gateway", default=os.environ.get("BINDERFLOW_GATEWAY_URL", "http://127.0.0.1:8585"), help="gateway URL")
+    logs.set_defaults(func=_cmd_logs)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.parse
 
 import aiohttp
 from rich.console import Console
@@ -66,3 +67,30 @@ async def run_launch(gateway: str, provider: str, spec: str, as_json: bool = Fal
 
 
 assert set(_PHASE_PROGRESS) == set(PHASES)
+
+
+async def print_build_log(gateway: str, repo: str | None = None, provider: str = "git", launch_id: str | None = None) -> int:
+    """`binderflow logs`: fetch a build log from the gateway and print it. Returns the exit status."""
+    err = Console(file=sys.stderr, highlight=False)
+    base = gateway.rstrip("/")
+    if launch_id:
+        url = f"{base}/launches/{urllib.parse.quote(launch_id, safe='')}/log"
+    elif repo and provider == "git":
+        url = f"{base}/logs?repo={urllib.parse.quote(repo, safe='')}"
+    elif repo:
+        url = f"{base}/logs/{provider}/{repo.strip('/')}"
+    else:
+        err.print("binderflow logs: name a repository, or a launch with --launch")
+        return 2
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as resp:
+                body = await resp.text()
+                if resp.status != 200:
+                    err.print(f"binderflow logs: {body.strip() or resp.reason}")
+                    return 1
+    except aiohttp.ClientError as exc:
+        err.print(f"binderflow: cannot reach the gateway at {gateway}: {exc}")
+        return 2
+    sys.stdout.write(body)
+    return 0

@@ -74,7 +74,8 @@ def _one_of_each() -> list:  # type: ignore[type-arg]
 
 def test_server_ready_has_exactly_binderhubs_keys_plus_envelope() -> None:
     wire = json.loads(event_to_wire(_ready()))
-    assert set(wire) == BINDERHUB_READY | ENVELOPE
+    # As stored: plus the sealed token (the gateway drops it for clients).
+    assert set(wire) == BINDERHUB_READY | ENVELOPE | {"token_sealed"}
     assert wire["phase"] == "ready"
     assert wire["url"] == "http://127.0.0.1:40001/user/x/"
     assert wire["token"] == "s3cr3t"

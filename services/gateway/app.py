@@ -11,21 +11,26 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Awaitable, Callable, Mapping
+
+import msgspec
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from schemas import PHASES, TERMINAL_PHASES, AnyPhaseEvent, LaunchRequest, LaunchRequested, ResolveRef, ServerReady, Subjects, event_to_wire
+from schemas import FACT_KINDS, TERMINAL_PHASES, AnyPhaseEvent, LaunchRequest, LaunchRequested, ResolveRef, ServerReady, Subjects
+from services.runtime import telemetry
+from services.runtime.sealing import SealError, TokenSealer
 from services.runtime.bus import EventPublisher
 from services.runtime.service import metrics_response, new_id
 from services.runtime.settings import GatewaySettings, Settings
 
-from .fanout import LaunchFanout, SlowWatcher
+from .fanout import LaunchFanout, SlowWatcher, launch_exists
 from .health import ServiceSightings
 from .launch_metrics import LaunchMetrics, Metric, Observation
 from .metrics import (
@@ -85,11 +90,14 @@ class GatewayState:
         publisher: EventPublisher,
         fanout: LaunchFanout,
         sightings: ServiceSightings,
-        nats_connected: "callable[[], bool]",  # type: ignore[valid-type]
+        nats_connected: Callable[[], bool],
         public_url: str = "",
         heartbeat_interval_seconds: float = 25.0,
         settings: "Settings | None" = None,
+        sealer: TokenSealer | None = None,
     ) -> None:
+        # Unseals ready tokens and signs watch keys; None: tokens stay sealed, no resume.
+        self.sealer = sealer
         self.settings = settings or Settings()
         self.subjects = subjects
         self.publisher = publisher
@@ -213,14 +221,116 @@ def record_observations(observations: list[Observation]) -> None:
             LAUNCHES_INPROGRESS.inc(o.value)
 
 
-def _wire(event: AnyPhaseEvent, build_only: bool) -> str:
-    text = event_to_wire(event)
-    if build_only and isinstance(event, ServerReady):
-        # BinderHub's build-only `ready` names the image as `imageName`.
-        data = json.loads(text)
-        data.setdefault("imageName", event.image)
-        text = json.dumps(data)
-    return text
+def client_event_json(event: ServerReady | AnyPhaseEvent, build_only: bool, sealer: TokenSealer | None) -> str:
+    """The JSON a client receives for one logged phase event (BinderHub's shape).
+
+    The log holds the ready event's token sealed; the client gets it in `token`.
+    """
+    if isinstance(event, ServerReady) and event.token_sealed:
+        token = ""
+        if sealer is not None:
+            try:
+                token = sealer.unseal(event.token_sealed, event.launch_id)
+            except SealError:
+                log.error("launch %s: the server token does not open with this gateway's key (events.token_key)", event.launch_id)
+        event = msgspec.structs.replace(event, token=token)
+    data = msgspec.to_builtins(event)
+    if isinstance(event, ServerReady):
+        data.pop("token_sealed", None)
+        if build_only:
+            # BinderHub's build-only `ready` names the image as `imageName`.
+            data.setdefault("imageName", event.image)
+    return json.dumps(data)
+
+
+def sse_event_id(launch_id: str, seq: int, watch_key: str) -> str:
+    """The SSE id of an event: which launch, where in the log, and the key to resume it."""
+    return f"{launch_id}:{seq}:{watch_key}"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    launch_id: str
+    after_seq: int
+    watch_key: str
+
+
+def parse_resume_point(last_event_id: str | None) -> ResumePoint | None:
+    """The launch and position named by a Last-Event-ID header, or None if it is not one of ours. Pure."""
+    if not last_event_id:
+        return None
+    parts = last_event_id.strip().split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or not _LAUNCH_ID_RE.match(parts[0]):
+        return None
+    return ResumePoint(parts[0], int(parts[1]), parts[2])
+
+
+_LAUNCH_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}\Z")
+
+
+async def _stream_launch(
+    request: web.Request,
+    state: GatewayState,
+    launch_id: str,
+    after_seq: int,
+    build_only: bool,
+    tracker: LaunchMetrics | None,
+    publish_first: Callable[[], Awaitable[None]] | None = None,
+) -> web.StreamResponse:
+    """Send a launch's client-visible events after `after_seq` as SSE, until ready or failed."""
+    watch_key = state.sealer.watch_key(launch_id) if state.sealer else ""
+    watcher = await state.fanout.watch(launch_id, after_seq)
+    try:
+        if publish_first is not None:
+            await publish_first()
+        interval = state.heartbeat_interval_seconds if state.heartbeat_interval_seconds > 0 else 10**9
+        response = HeartbeatEventSource(
+            ping_interval=interval,
+            headers={
+                "X-Binderflow-Launch-Id": launch_id,
+                "X-Binderflow-Watch-Url": f"/launches/{launch_id}/events?key={watch_key}",
+                "X-Accel-Buffering": "no",
+            },
+        )
+        await response.prepare(request)
+        retry_ms = state.settings.events.client_retry_ms
+        async with response:
+            try:
+                async for item in watcher:
+                    event = item.event
+                    if event.phase in FACT_KINDS:
+                        if isinstance(event, LaunchRequested):
+                            build_only = event.build_only
+                        continue
+                    if tracker is not None:
+                        record_observations(tracker.on_event(event.phase, time.monotonic()))
+                    await response.send(
+                        client_event_json(event, build_only, state.sealer),  # type: ignore[arg-type]
+                        id=sse_event_id(launch_id, item.seq, watch_key),
+                        retry=retry_ms,
+                    )
+                    retry_ms = None  # once is enough
+                    EVENTS_SENT.labels(event.phase).inc()
+                    if event.phase in TERMINAL_PHASES:
+                        break
+            except SlowWatcher:
+                log.warning("launch %s: client too slow, stream closed", launch_id)
+            response.stop_streaming()
+        return response
+    finally:
+        if tracker is not None:
+            record_observations(tracker.on_close())
+        await watcher.close()
+
+
+async def _resume(request: web.Request, state: GatewayState, point: ResumePoint) -> web.StreamResponse | None:
+    """Continue an existing launch's stream from `point`, or None when it cannot be resumed."""
+    if state.sealer is None or not state.sealer.check_watch_key(point.launch_id, point.watch_key):
+        return None
+    if not await launch_exists(state.fanout.js, state.subjects, point.launch_id):
+        return None
+    log.info("launch %s: client resumes after %d", point.launch_id, point.after_seq)
+    return await _stream_launch(request, state, point.launch_id, point.after_seq, False, None)
 
 
 async def build(request: web.Request) -> web.StreamResponse:
@@ -230,6 +340,13 @@ async def build(request: web.Request) -> web.StreamResponse:
     parsed = parse_build_path(request.rel_url.raw_path)
     assert parsed is not None
     provider, raw_spec = parsed
+    # A browser's EventSource reconnects to the same URL with the last id it saw:
+    # continue that launch instead of starting another.
+    point = parse_resume_point(request.headers.get("Last-Event-ID"))
+    if point is not None:
+        resumed = await _resume(request, state, point)
+        if resumed is not None:
+            return resumed
     # As BinderHub: trailing slashes are not part of the spec, but the build
     # token's audience (checked below) is the spec exactly as in the URL.
     spec = raw_spec.rstrip("/")
@@ -256,13 +373,14 @@ async def build(request: web.Request) -> web.StreamResponse:
         build_only=admission.build_only,
     )
     tracker = LaunchMetrics(provider_name(provider), repo_url_for(provider, spec, state.settings.providers))
-    watcher = await state.fanout.watch(launch_id)
-    try:
+
+    async def publish_launch() -> None:
+        now = datetime.now(timezone.utc)
         await state.publisher.event(
             LaunchRequested(
                 launch_id=launch_id,
                 event_id=f"{launch_id}.gateway.requested",
-                timestamp=datetime.now(timezone.utc),
+                timestamp=now,
                 provider=launch_request.provider,
                 spec=launch_request.spec,
                 origin=urllib.parse.urlsplit(launch_request.launch_host).netloc,
@@ -271,27 +389,31 @@ async def build(request: web.Request) -> web.StreamResponse:
                 build_only=admission.build_only,
             )
         )
-        command = ResolveRef(command_id=f"{launch_id}.resolve", launch_id=launch_id, issued_at=datetime.now(timezone.utc), request=launch_request)
+        command = ResolveRef(command_id=f"{launch_id}.resolve", launch_id=launch_id, issued_at=now, request=launch_request)
         await state.publisher.command(state.subjects.resolve_commands, command)
         log.info("launch %s requested: %s/%s%s", launch_id, provider, spec, " (build only)" if admission.build_only else "")
-        interval = state.heartbeat_interval_seconds if state.heartbeat_interval_seconds > 0 else 10**9
-        response = HeartbeatEventSource(ping_interval=interval, headers={"X-Binderflow-Launch-Id": launch_id, "X-Accel-Buffering": "no"})
-        await response.prepare(request)
-        async with response:
-            try:
-                async for event in watcher:
-                    record_observations(tracker.on_event(event.phase, time.monotonic()))
-                    await response.send(_wire(event, admission.build_only))
-                    EVENTS_SENT.labels(event.phase).inc()
-                    if event.phase in TERMINAL_PHASES:
-                        break
-            except SlowWatcher:
-                log.warning("launch %s: client too slow, stream closed", launch_id)
-            response.stop_streaming()
-        return response
-    finally:
-        record_observations(tracker.on_close())
-        await watcher.close()
+
+    with telemetry.launch_span(launch_id, provider, spec):
+        return await _stream_launch(request, state, launch_id, 0, admission.build_only, tracker, publish_launch)
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    """GET /launches/<launch_id>/events?key=...: watch a launch already under way, from its
+    first event (or after Last-Event-ID), without starting another."""
+    state: GatewayState = request.app[_STATE_KEY]  # type: ignore[assignment]
+    launch_id = request.match_info["launch_id"]
+    if not _LAUNCH_ID_RE.match(launch_id):
+        raise web.HTTPNotFound(text=f"No launch {launch_id!r}\n")
+    key = request.rel_url.query.get("key", "")
+    point = parse_resume_point(request.headers.get("Last-Event-ID"))
+    if point is not None and point.launch_id == launch_id:
+        key = key or point.watch_key
+    if state.sealer is None or not state.sealer.check_watch_key(launch_id, key):
+        raise web.HTTPForbidden(text="This launch's watch key is missing or wrong: use the X-Binderflow-Watch-Url its stream gave\n")
+    if not await launch_exists(state.fanout.js, state.subjects, launch_id):
+        raise web.HTTPNotFound(text=f"No launch {launch_id} in the event log (never started, or older than its retention)\n")
+    after = point.after_seq if point is not None and point.launch_id == launch_id else 0
+    return await _stream_launch(request, state, launch_id, after, False, None)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -312,12 +434,15 @@ def make_app(state: GatewayState) -> web.Application:
     app = web.Application()
     app[_STATE_KEY] = state
     app.router.add_get("/build/{tail:.+}", build)
+    app.router.add_get("/launches/{launch_id}/events", attach)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_response)
     # BinderHub's HTTP API (api.py) and the web UI (web.py) add their own routes.
     from .api import add_api_routes
+    from .logs import add_log_routes
     from .web import add_web_routes
 
     add_api_routes(app)
+    add_log_routes(app)
     add_web_routes(app)
     return app

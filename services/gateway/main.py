@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from services.runtime.sealing import load_sealer
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 
@@ -34,6 +35,7 @@ async def serve(settings: Settings) -> None:
             public_url=g.public_url,
             heartbeat_interval_seconds=g.heartbeat_interval_seconds,
             settings=settings,
+            sealer=load_sealer(settings),
         )
         runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=2.0)
         await runner.setup()

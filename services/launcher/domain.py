@@ -16,7 +16,8 @@ def launching(command: StartServer, now: datetime) -> ServerLaunching:
     return ServerLaunching(launch_id=lid, event_id=f"{lid}.launch.launching", timestamp=now, message="Launching server...\n")
 
 
-def ready(command: StartServer, server: RunningServer, now: datetime) -> ServerReady:
+def ready(command: StartServer, server: RunningServer, sealed_token: str, now: datetime) -> ServerReady:
+    """The ready event as stored: the token only sealed (the gateway unseals it for the client)."""
     lid = command.launch_id
     repo = command.repo
     return ServerReady(
@@ -25,13 +26,14 @@ def ready(command: StartServer, server: RunningServer, now: datetime) -> ServerR
         timestamp=now,
         message=f"server running at {server.url}\n",
         url=server.url,
-        token=server.token,
+        token="",
         image=server.image,
         repo_url=repo.repo_url,
         binder_ref_url=repo.ref_url,
         binder_launch_host=command.request.launch_host,
         binder_request=repo.binder_request,
         binder_persistent_request=repo.binder_persistent_request,
+        token_sealed=sealed_token,
     )
 
 

@@ -8,6 +8,7 @@ import time
 
 from schemas import StartServer
 from services.runtime.bus import EventPublisher
+from services.runtime.sealing import TokenSealer
 from services.runtime.service import utcnow
 
 from . import domain
@@ -20,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class LauncherHandlers:
-    def __init__(self, publisher: EventPublisher, backend: LauncherBackend) -> None:
+    def __init__(self, publisher: EventPublisher, backend: LauncherBackend, sealer: TokenSealer) -> None:
         self._publisher = publisher
         self._backend = backend
+        self._sealer = sealer
 
     async def handle(self, command: StartServer) -> None:
         started = time.monotonic()
@@ -38,7 +40,8 @@ class LauncherHandlers:
         LAUNCHES.labels(LaunchStatus.SUCCESS.value).inc()
         LAUNCH_SECONDS.labels(LaunchStatus.SUCCESS.value).observe(time.monotonic() - started)
         SERVERS_RUNNING.set(getattr(self._backend, "running", 0))
-        await self._publisher.event(domain.ready(command, server, utcnow()))
+        sealed = self._sealer.seal(server.token, command.launch_id)
+        await self._publisher.event(domain.ready(command, server, sealed, utcnow()))
 
     async def give_up(self, command: StartServer, error: BaseException) -> None:
         await self._publisher.event(domain.launch_failed(command, f"internal error in the launcher: {error}", utcnow()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from schemas import StartServer
+from services.runtime.sealing import load_sealer
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.worker import Worker
@@ -25,7 +26,7 @@ async def serve(settings: Settings) -> None:
         SERVERS_RUNNING.set(backend.running)
     async with ServiceRuntime("launcher", settings, settings.launcher.http_port) as rt:
         preset()
-        handlers = LauncherHandlers(rt.publisher, backend)
+        handlers = LauncherHandlers(rt.publisher, backend, load_sealer(settings))
         rt.spawn(handlers.cull_forever(settings.launcher.cull_interval_seconds, rt.stopping))
         worker = Worker(rt.js, rt.subjects, "launcher", StartServer, handlers.handle, handlers.give_up, 8, settings.ack_wait_seconds)
         try:

@@ -10,6 +10,8 @@ so a sealed token copied into another launch's event does not open.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -32,6 +34,16 @@ class TokenSealer:
         if len(key) != 32:
             raise ValueError("a token key is 32 bytes")
         self._aead = AESGCM(key)
+        self._watch_key = hmac.new(key, b"binderflow watch keys", hashlib.sha256).digest()
+
+    def watch_key(self, launch_id: str) -> str:
+        """A short capability to watch `launch_id` (resume or attach): launch ids are
+        in the log analytics consumers read, so the id alone must not open a stream
+        that ends with the server's token."""
+        return hmac.new(self._watch_key, launch_id.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def check_watch_key(self, launch_id: str, key: str) -> bool:
+        return hmac.compare_digest(self.watch_key(launch_id), key)
 
     def seal(self, secret: str, launch_id: str) -> str:
         nonce = os.urandom(12)

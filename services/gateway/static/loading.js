@@ -67,9 +67,21 @@
     }
     append(data.message || "", phase === "building" ? "" : "line-phase");
   };
+  // A dropped connection is not a failed launch: the browser reconnects by itself
+  // (to this or any other gateway) with the id of the last event it saw, and the
+  // gateway sends exactly the events missed. Give up only after a minute.
+  let lostSince = null;
+  source.onopen = () => {
+    if (lostSince !== null) statusEl.textContent = "Reconnected.";
+    lostSince = null;
+  };
   source.onerror = () => {
     if (finished) return;
-    // A browser would reconnect and start a second launch: stop instead and say so.
+    if (lostSince === null) lostSince = Date.now();
+    if (source.readyState === EventSource.CONNECTING && Date.now() - lostSince < 60000) {
+      statusEl.textContent = "Lost the connection; reconnecting...";
+      return;
+    }
     source.close();
     setPhase("failed", "");
     errorEl.textContent = "Lost the connection to the server before the launch finished. Reload the page to try again.";
