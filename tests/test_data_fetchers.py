@@ -21,12 +21,13 @@ from aiohttp import web
 
 from schemas import ResolvedRepo
 from services.builder.content.ckan import CKANFetcher
-from services.builder.content.datafiles import DataFetcher, Limits, Site, extract_zip, safe_relative_path
+from services.builder.content.datafiles import DataFetcher, Limits, extract_zip, safe_relative_path
 from services.builder.content.dataverse import DataverseFetcher
 from services.builder.content.figshare import FigshareFetcher
 from services.builder.content.hydroshare import HydroshareFetcher
 from services.builder.content.zenodo import ZenodoFetcher
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site
 
 from .standins.ckan_api import CKANDataset, CKANStandIn
 from .standins.dataserver import StandinServer, make_zip

@@ -18,13 +18,14 @@ from services.resolver.domain import pin
 from services.resolver.providers import make_providers
 from services.resolver.providers.base import ProviderError, ResolvedSource
 from services.resolver.providers.ckan import CKANProvider, parse_dataset_path
-from services.resolver.providers.datahttp import Site, content_ref, epoch_of, normalize_doi
+from services.resolver.providers.datahttp import content_ref, epoch_of, normalize_doi
 from services.resolver.providers.dataverse import DataverseProvider, persistent_id_of
 from services.resolver.providers.doi import DoiProvider
 from services.resolver.providers.figshare import FigshareProvider, parse_article_url
 from services.resolver.providers.hydroshare import HydroshareProvider
 from services.resolver.providers.zenodo import ZenodoProvider
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site
 from services.runtime.settings import ProviderSettings, load_settings
 
 from .harness import free_port
@@ -177,7 +178,7 @@ def services() -> Iterator[Services]:
     z.fail[5000003] = 503
     z.delay[5000004] = 3.0
     z.add(ZenodoRecord(5000005, {f"data/part-{i:05}.csv": b"x\n" for i in range(3000)}, resource_type="dataset"))
-    for number in (3242074, 3242073, 999999, 5000001, 5000002, 5000003, 5000004, 5000005):
+    for number in (3242074, 3242073, 3242080, 999999, 5000001, 5000002, 5000003, 5000004, 5000005):
         s.doi.register(f"10.5281/zenodo.{number}", f"{z.url}/doi/10.5281/zenodo.{number}" if number == 3242073 else f"{z.url}/records/{number}")
     f = s.figshare
     f.add(FigshareArticle(9782777, {1: {"binder.zip": ZIP}, 2: {"binder.zip": ZIP, "extra.csv": b"x\n"}}))
@@ -434,6 +435,26 @@ async def test_doi_picks_the_provider_its_landing_page_belongs_to(services: Serv
     assert (source.content_provider, source.ref, source.persistent_spec) == (provider, ref, persistent)
     repo = _on_the_wire(source, "doi", doi)
     assert repo.binder_persistent_request == f"v2/doi/{persistent}"
+
+
+@pytest.mark.parametrize(
+    "provider, spec, doi",
+    [
+        ("zenodo", "10.5281/zenodo.3242080", "10.5281/zenodo.3242073"),
+        ("figshare", "10.6084/m9.figshare.9782777.v1", "10.6084/m9.figshare.9782777.v1"),
+        ("hydroshare", HS_ID, f"10.4211/hs.{HS_ID}"),
+        ("dataverse", "10.7910/DVN/TJCLKP", "10.7910/DVN/TJCLKP"),
+        ("ckan", "<ckan>", "10.1234/ckan.sample"),
+    ],
+)
+async def test_doi_and_direct_links_to_one_record_share_an_environment(services: Services, provider: str, spec: str, doi: str) -> None:
+    if spec == "<ckan>":
+        spec = _ckan_spec(f"{services.ckan.url}/dataset/sample-dataset-1")
+    providers = make_providers(load_settings(environ={}, overrides={"providers": msgspec.to_builtins(services.settings)}), GitPolicy())
+    direct = _on_the_wire(await providers[provider].resolve(spec), provider, spec)
+    via_doi = _on_the_wire(await providers["doi"].resolve(doi), "doi", doi)
+    assert via_doi.image_name == direct.image_name
+    assert via_doi.binder_request == f"v2/doi/{doi}" and direct.binder_request == f"v2/{provider}/{spec}"
 
 
 async def test_doi_leading_to_a_git_host_uses_that_hosts_provider(services: Services) -> None:

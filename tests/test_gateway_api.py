@@ -5,7 +5,9 @@ tokens and network bans, all against real services over a real nats-server."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import time
 import urllib.request
 import uuid
@@ -191,6 +193,33 @@ async def test_build_only_with_required_build_tokens(make_pipeline: Any, git_ser
     assert [e["phase"] for e in events] == ["built", "launching", "ready"], events[-3:]
     assert events[-1]["url"].startswith("http://127.0.0.1:") and events[-1]["token"]
     assert _metric(p.gateway_url, "binderhub_launch_count_total", status="success", provider="Git", repo=url) == 1
+
+
+# -- the loading page's own stream, with build tokens required ----------------------
+
+
+async def test_loading_page_stream_launches_with_its_build_token(make_pipeline: Any, git_server: GitServer) -> None:
+    p: Pipeline = make_pipeline(
+        BINDERFLOW_GATEWAY_BUILD_TOKEN_SECRET=SECRET,
+        BINDERFLOW_GATEWAY_REQUIRE_BUILD_TOKEN="true",
+    ).start_all()
+    p.wait_healthy()
+    url = git_server.create(_name(), {"requirements.txt": "tabulate\n"})
+    spec = spec_for(url, "main")
+    status, _, page = await _get(f"{p.gateway_url}/v2/git/{spec}")
+    assert status == 200
+    found = re.search(r'data-build-url="([^"]+)"', page.decode())
+    assert found, page[:2000]
+    build_url = html.unescape(found.group(1))
+    assert build_url.startswith(f"/build/git/{spec}?build_token=")
+
+    # The stream the page opens (same site, so no Origin header) is accepted and launches.
+    events = await _stream(p.gateway_url + build_url)
+    assert events[-1]["phase"] == "ready", events[-3:]
+    assert events[-1]["url"].startswith("http://127.0.0.1:") and events[-1]["token"]
+    # Without the page's token the same stream is refused.
+    events = await _stream(f"{p.gateway_url}/build/git/{spec}", timeout=60)
+    assert [e["phase"] for e in events] == ["failed"] and events[0]["status_code"] == 403
 
 
 # -- banned networks -----------------------------------------------------------------

@@ -5,6 +5,7 @@ request here is answered before anything is published)."""
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import json
 import re
@@ -611,12 +612,61 @@ def test_invalid_ban_network_stops_the_app() -> None:
         make_app(GatewayState(Subjects("unit"), None, None, None, lambda: True, settings=_settings(ban_networks={"nope": "x"})))  # type: ignore[arg-type]
 
 
-async def test_api_only_mode_serves_the_api_but_no_badges_or_ui_links() -> None:
-    c = await _client(_settings(enable_api_only_mode=True))
+@pytest.mark.parametrize("mode", [{"enable_api_only_mode": True}, {"require_build_only": True}])
+async def test_api_only_mode_serves_the_api_but_no_ui_badges_or_ui_links(mode: dict[str, bool]) -> None:
+    # As BinderHub with enable_api_only_mode: the API answers, every page of the UI is 404.
+    c = await _client(_settings(**mode))
     try:
         for path in ("/_config", "/api/repoproviders", "/versions"):
             assert (await c.get(path)).status == 200, path
-        for path in ("/badge_logo.svg", "/badge.svg", "/repo/u/r"):
+        for path in ("/", "/about", "/v2/gh/o/r/HEAD", "/static/home.js", "/badge_logo.svg", "/badge.svg", "/repo/u/r"):
             assert (await c.get(path, allow_redirects=False)).status == 404, path
+    finally:
+        await c.close()
+
+
+async def test_ui_pages_are_served_outside_api_only_mode(client: TestClient) -> None:
+    for path in ("/", "/about", "/v2/gh/o/r/HEAD", "/static/home.js"):
+        assert (await client.get(path)).status == 200, path
+
+
+async def test_home_form_and_provider_apis_describe_providers_from_one_table() -> None:
+    enabled = ["gl", "zenodo", "git"]
+    c = await _client(Settings(providers=ProviderSettings(enabled=enabled)))
+    try:
+        page = await (await c.get("/")).text()
+        form = json.loads(re.search(r'<script id="providers-config" type="application/json">(.*?)</script>', page).group(1))["providers"]  # type: ignore[union-attr]
+        repoproviders = await (await c.get("/api/repoproviders")).json()
+        config = await (await c.get("/_config")).json()
+        about = await (await c.get("/about")).text()
+    finally:
+        await c.close()
+    assert list(form) == [p["id"] for p in repoproviders] == list(config) == enabled
+    for api in repoproviders:
+        entry = form[api["id"]]
+        assert entry["display"] == api["displayName"] == config[api["id"]]["display_name"]
+        assert (entry["label"], entry["placeholder"], entry["url_encode"]) == (api["repo"]["label"], api["repo"]["placeholder"], api["repo"]["urlEncode"])
+        assert entry["ref"] == api["ref"]["enabled"] and entry["ref_label"] == config[api["id"]]["tag_text"]
+        assert f'<option value="{api["id"]}">{api["displayName"]}</option>' in page
+    assert form["gl"]["strip_prefix"] == "https://gitlab.com/" and form["git"]["keep_git_suffix"] is True
+    assert "GitLab.com, Zenodo DOI, Git repository" in about
+
+
+async def test_loading_page_hands_its_stream_a_build_token_that_stream_accepts() -> None:
+    c = await _client(_settings(build_token_secret=SECRET, require_build_token=True))
+    try:
+        page = await (await c.get("/v2/gh/o/r/HEAD")).text()
+        build_url = html.unescape(re.search(r'data-build-url="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+        assert build_url.startswith("/build/gh/o/r/HEAD?build_token=")
+        headers = {"Accept": "text/event-stream"}
+        (refused,) = await _events(await c.get("/build/gh/o/r/HEAD?build_only=true", headers=headers))
+        assert refused["status_code"] == 403 and "build token is required" in refused["message"]
+        # build_only is refused only after the token is checked: a 400 here means the token passed.
+        (event,) = await _events(await c.get(build_url + "&build_only=true", headers=headers))
+        assert event["status_code"] == 400 and "Building but not launching is not permitted" in event["message"]
+        # A page opened from another site's form gets a token for that site, as BinderHub binds it.
+        foreign = await (await c.get("/v2/gh/o/r/HEAD", headers={"Origin": "https://elsewhere.example"})).text()
+        token = re.search(r"build_token=([^&\"]+)", foreign).group(1)  # type: ignore[union-attr]
+        assert check_build_token(token, SECRET, "gh/o/r/HEAD", "elsewhere.example", time.time())["origin"] == "elsewhere.example"
     finally:
         await c.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+import msgspec
+
 from schemas import BuildImage, BuildWaiting, ImageBuilt, LaunchFailed, LaunchRequest, ResolvedRepo, ResolveRef, StartServer
 from services.resolver.domain import decide, environment_name, failure, pin
 from services.resolver.providers.base import ResolvedSource
@@ -71,6 +73,30 @@ def test_environment_name_is_readable() -> None:
     assert name.startswith("git-github-com-owner-repo-")
 
 
+def test_environment_name_leaves_credentials_out_of_the_readable_part() -> None:
+    name = environment_name("git", "https://someone:hunter2@example.org/r.git", SHA)
+    assert name.startswith("git-example-org-r-") and "hunter2" not in name
+
+
+def test_links_that_reach_the_same_content_share_one_environment() -> None:
+    # A DOI resolved by the Zenodo provider pins exactly what a zenodo link pins,
+    # apart from the names the request itself reports.
+    record = ResolvedSource(
+        repo_url="10.5281/zenodo.3242074", ref="3242074", resolved_ref=SHA, ref_url="https://doi.org/10.5281/zenodo.3242074",
+        clone_url="https://zenodo.org/api/records/3242074", persistent_spec="10.5281/zenodo.3242074",
+        build_slug="zenodo-3242074", content_provider="zenodo",
+    )
+    by_concept_doi = msgspec.structs.replace(record, repo_url="10.5281/zenodo.3242073")
+    direct = pin("zenodo", "10.5281/zenodo.3242074", record)
+    via_doi = pin("doi", "10.5281/zenodo.3242073", by_concept_doi)
+    assert via_doi.image_name == direct.image_name
+    assert (direct.binder_request, via_doi.binder_request) == ("v2/zenodo/10.5281/zenodo.3242074", "v2/doi/10.5281/zenodo.3242073")
+    # gh and git links to one commit are one environment too; another fetcher is not.
+    github = _source(url="https://github.com/o/r")
+    assert pin("gh", "o/r/main", github).image_name == pin("git", "https%3A%2F%2Fgithub.com%2Fo%2Fr/main", github).image_name
+    assert pin("zenodo", "x", msgspec.structs.replace(record, content_provider="figshare")).image_name != direct.image_name
+
+
 CRAFTED_URLS = [
     URL,
     "",
@@ -127,7 +153,7 @@ def test_pin_persistent_request_uses_the_commit() -> None:
 def test_pin_names_the_image_after_the_environment_with_prefix() -> None:
     source = _source()
     repo = pin("git", "spec/main", source, image_prefix="registry.example/binder-")
-    assert repo.image_name == "registry.example/binder-" + environment_name("git", source.repo_url, source.resolved_ref)
+    assert repo.image_name == "registry.example/binder-" + environment_name(source.content_provider, source.clone_url, source.resolved_ref)
 
 
 # -- decide ---------------------------------------------------------------------

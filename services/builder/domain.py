@@ -6,6 +6,7 @@ from datetime import datetime
 
 from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady, StartServer
 from schemas.events import PhaseEvent
+from services.runtime.build_only import build_only_ready_event
 
 from .executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
 
@@ -57,23 +58,10 @@ def build_failed(command: BuildImage, build_id: str, reason: str, now: datetime)
 
 
 def build_only_ready(command: BuildImage, was_cached: bool, now: datetime) -> ServerReady:
-    """The end of a build-only launch: BinderHub's `ready` naming the image, with no server (empty url and token).
+    """The end of a build-only launch: BinderHub's `ready` naming the image, with no server.
 
     Its id is fixed per launch, as `built`'s is, so a redelivered build stores it once.
     """
     lid = command.launch_id
-    repo = command.repo
-    return ServerReady(
-        launch_id=lid,
-        event_id=f"{lid}.build.ready",
-        timestamp=now,
-        url="",
-        token="",
-        image=repo.image_name,
-        repo_url=repo.repo_url,
-        binder_ref_url=repo.ref_url,
-        binder_launch_host=command.request.launch_host,
-        binder_request=repo.binder_request,
-        binder_persistent_request=repo.binder_persistent_request,
-        message="Done! Found built image\n" if was_cached else "Done! Image built\n",
-    )
+    message = "Done! Found built image\n" if was_cached else "Done! Image built\n"
+    return build_only_ready_event(lid, f"{lid}.build.ready", command.request, command.repo, message, now)

@@ -1,8 +1,9 @@
 """BinderHub's HTTP API beside /build: badges, /_config, /api/repoproviders, /versions, /repo redirects.
 
 Also the network ban that BinderHub applies to every request (`ban_networks`),
-as a middleware, and the pure helpers these use: provider descriptions, the
-repository URL BinderHub reports for a spec, and CIDR matching.
+as a middleware, and the pure helpers these use: the provider table (PROVIDERS,
+which the web UI's form reads too), the repository URL BinderHub reports for a
+spec, CIDR matching, and whether the gateway is in API-only mode.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from services.runtime.settings import ProviderSettings, Settings, SettingsError
+from services.runtime.settings import GatewaySettings, ProviderSettings, Settings, SettingsError
 
 from .app import STATE_KEY, failed_event_response
 
@@ -26,7 +27,10 @@ __all__ = [
     "add_api_routes",
     "ProviderInfo",
     "PROVIDERS",
+    "enabled_providers",
+    "is_api_only",
     "provider_info",
+    "provider_site_url",
     "provider_name",
     "repoproviders_config",
     "legacy_config",
@@ -46,7 +50,8 @@ _GIT_REF_TEXT = "Git ref (branch, tag, or commit)"
 
 @dataclass(frozen=True)
 class ProviderInfo:
-    """How BinderHub's UI and metrics describe one repository provider."""
+    """How one repository provider is described: by the home page's form, /_config,
+    /api/repoproviders (BinderHub's display_config) and BinderHub's metrics."""
 
     prefix: str
     # BinderHub's provider.name: the `provider` label of its build and launch metrics.
@@ -60,6 +65,9 @@ class ProviderInfo:
     url_encode: bool
     ref_enabled: bool
     ref_text: str = _GIT_REF_TEXT
+    # Whether a pasted repository keeps a trailing ".git" (a git URL is used as given;
+    # the home page drops it from "owner/repo.git" on GitHub and the like).
+    keeps_git_suffix: bool = False
 
 
 _DOI_SPEC = r"10\.\d+/.+"
@@ -75,7 +83,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         ProviderInfo("gl", "GitLab", "GitLab.com", r"[^/]+/.+", "GitLab.com repository or URL",
                      "group/project or https://gitlab.com/group/subgroup/project", True, True),
         ProviderInfo("git", "Git", "Git repository", r"[^/]+/.+", "Arbitrary git repository URL",
-                     "https://example.org/path/to/repository.git", True, True),
+                     "https://example.org/path/to/repository.git", True, True, keeps_git_suffix=True),
         ProviderInfo("zenodo", "Zenodo", "Zenodo DOI", _DOI_SPEC, "Zenodo DOI", "10.5281/zenodo.3242074", False, False),
         ProviderInfo("figshare", "Figshare", "Figshare DOI", _DOI_SPEC, "Figshare DOI", "10.6084/m9.figshare.9782777.v1", False, False),
         ProviderInfo("hydroshare", "Hydroshare", "HydroShare resource", r"[^/]+", "HydroShare resource id or URL",
@@ -106,7 +114,8 @@ def _web_base(url: str) -> str:
     return url.rstrip("/")
 
 
-def _site_url(prefix: str, providers: ProviderSettings) -> str | None:
+def provider_site_url(prefix: str, providers: ProviderSettings) -> str | None:
+    """The web site a provider's repositories are pasted from (GitHub, Gist, GitLab), or None."""
     return {"gh": providers.github_url, "gist": providers.gist_url, "gl": providers.gitlab_url}.get(prefix)
 
 
@@ -119,7 +128,7 @@ def _site_pattern(url: str) -> str:
 
 def _detect_regexes(prefix: str, providers: ProviderSettings) -> list[str] | None:
     """BinderHub's `regex_detect` (JavaScript syntax): turn a pasted web URL into repo, ref and path."""
-    site = _site_url(prefix, providers)
+    site = provider_site_url(prefix, providers)
     if site is None:
         return None
     base = _site_pattern(site)
@@ -136,21 +145,28 @@ def _detect_regexes(prefix: str, providers: ProviderSettings) -> list[str] | Non
     ]
 
 
-def _enabled(providers: ProviderSettings) -> list[str]:
-    seen: list[str] = []
-    for prefix in providers.enabled:
-        if prefix not in seen:
-            seen.append(prefix)
-    return seen
+def enabled_providers(providers: ProviderSettings) -> list[ProviderInfo]:
+    """The enabled providers' descriptions, once each, in the order settings list them.
+
+    The one list the home page's form, the about page, /_config and
+    /api/repoproviders all show.
+    """
+    return [provider_info(prefix) for prefix in dict.fromkeys(providers.enabled)]
+
+
+def is_api_only(gateway: GatewaySettings) -> bool:
+    """BinderHub's API-only mode (enable_api_only_mode, implied by require_build_only):
+    /build with build_only allowed, and no web UI, badges or links into one."""
+    return gateway.enable_api_only_mode or gateway.require_build_only
 
 
 def repoproviders_config(providers: ProviderSettings) -> list[dict[str, Any]]:
     """/api/repoproviders: BinderHub's `display_config` of each enabled provider, for the React UI."""
     out = []
-    for prefix in _enabled(providers):
-        info = provider_info(prefix)
+    for info in enabled_providers(providers):
+        prefix = info.prefix
         config: dict[str, Any] = {"displayName": info.display_name, "id": prefix}
-        site = _site_url(prefix, providers)
+        site = provider_site_url(prefix, providers)
         if site is not None:
             # Accept "owner/repo" as typed, or the same behind the site's URL.
             config["detect"] = {"regex": f"^({_site_pattern(site)}/)?(?<repo>.*[^/])/?"}
@@ -164,15 +180,14 @@ def repoproviders_config(providers: ProviderSettings) -> list[dict[str, Any]]:
 def legacy_config(providers: ProviderSettings) -> dict[str, dict[str, Any]]:
     """/_config: BinderHub's provider labels keyed by prefix, for the pre-React UI and binderhub-client's detect()."""
     out: dict[str, dict[str, Any]] = {}
-    for prefix in _enabled(providers):
-        info = provider_info(prefix)
-        out[prefix] = {
+    for info in enabled_providers(providers):
+        out[info.prefix] = {
             "text": info.repo_label,
             "tag_text": info.ref_text,
             "ref_prop_disabled": not info.ref_enabled,
             "label_prop_disabled": not info.ref_enabled,
             "display_name": info.display_name,
-            "regex_detect": _detect_regexes(prefix, providers),
+            "regex_detect": _detect_regexes(info.prefix, providers),
         }
     return out
 
@@ -365,47 +380,40 @@ async def repoproviders(request: web.Request) -> web.Response:
 # Badges drawn for binderflow: 20 px high, "launch" on grey and "binder" on blue,
 # the first with a small logo, as BinderHub's /badge_logo.svg and /badge.svg are.
 _BADGE_FONT = 'font-family="DejaVu Sans,Verdana,Geneva,sans-serif" font-size="11"'
-
-BADGE_LOGO_SVG = f"""<svg xmlns="http://www.w3.org/2000/svg" width="109" height="20" role="img" aria-label="launch: binder">
-<title>launch: binder</title>
-<linearGradient id="shine" x2="0" y2="100%"><stop offset="0" stop-color="#fff" stop-opacity=".15"/><stop offset="1" stop-opacity=".1"/></linearGradient>
-<clipPath id="round"><rect width="109" height="20" rx="3"/></clipPath>
-<g clip-path="url(#round)">
-<rect width="64" height="20" fill="#555"/>
-<rect x="64" width="45" height="20" fill="#3f7fbf"/>
-<rect width="109" height="20" fill="url(#shine)"/>
-</g>
-<g fill="none" stroke-width="1.6">
+_BADGE_LOGO = """<g fill="none" stroke-width="1.6">
 <circle cx="10" cy="7" r="3" stroke="#f5a252"/>
 <circle cx="10" cy="13" r="3" stroke="#e66581"/>
 <path d="M7 7h6M7 13h6" stroke="#fff" stroke-opacity=".7"/>
 </g>
-<g fill="#fff" text-anchor="middle" {_BADGE_FONT}>
-<text x="40.5" y="15" fill="#010101" fill-opacity=".3">launch</text>
-<text x="40.5" y="14">launch</text>
-<text x="85.5" y="15" fill="#010101" fill-opacity=".3">binder</text>
-<text x="85.5" y="14">binder</text>
+"""
+
+
+def _badge_svg(grey_width: int, blue_width: int, logo_width: int) -> str:
+    """A "launch | binder" badge: `logo_width` pixels of the grey half hold the logo (0: none)."""
+    width = grey_width + blue_width
+    launch_x = logo_width + (grey_width - logo_width) / 2
+    binder_x = grey_width + blue_width / 2 - 1
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" aria-label="launch: binder">
+<title>launch: binder</title>
+<linearGradient id="shine" x2="0" y2="100%"><stop offset="0" stop-color="#fff" stop-opacity=".15"/><stop offset="1" stop-opacity=".1"/></linearGradient>
+<clipPath id="round"><rect width="{width}" height="20" rx="3"/></clipPath>
+<g clip-path="url(#round)">
+<rect width="{grey_width}" height="20" fill="#555"/>
+<rect x="{grey_width}" width="{blue_width}" height="20" fill="#3f7fbf"/>
+<rect width="{width}" height="20" fill="url(#shine)"/>
+</g>
+{_BADGE_LOGO if logo_width else ""}<g fill="#fff" text-anchor="middle" {_BADGE_FONT}>
+<text x="{launch_x:g}" y="15" fill="#010101" fill-opacity=".3">launch</text>
+<text x="{launch_x:g}" y="14">launch</text>
+<text x="{binder_x:g}" y="15" fill="#010101" fill-opacity=".3">binder</text>
+<text x="{binder_x:g}" y="14">binder</text>
 </g>
 </svg>
 """
 
-BADGE_SVG = f"""<svg xmlns="http://www.w3.org/2000/svg" width="88" height="20" role="img" aria-label="launch: binder">
-<title>launch: binder</title>
-<linearGradient id="shine" x2="0" y2="100%"><stop offset="0" stop-color="#fff" stop-opacity=".15"/><stop offset="1" stop-opacity=".1"/></linearGradient>
-<clipPath id="round"><rect width="88" height="20" rx="3"/></clipPath>
-<g clip-path="url(#round)">
-<rect width="45" height="20" fill="#555"/>
-<rect x="45" width="43" height="20" fill="#3f7fbf"/>
-<rect width="88" height="20" fill="url(#shine)"/>
-</g>
-<g fill="#fff" text-anchor="middle" {_BADGE_FONT}>
-<text x="22.5" y="15" fill="#010101" fill-opacity=".3">launch</text>
-<text x="22.5" y="14">launch</text>
-<text x="65.5" y="15" fill="#010101" fill-opacity=".3">binder</text>
-<text x="65.5" y="14">binder</text>
-</g>
-</svg>
-"""
+
+BADGE_LOGO_SVG = _badge_svg(grey_width=64, blue_width=45, logo_width=17)
+BADGE_SVG = _badge_svg(grey_width=45, blue_width=43, logo_width=0)
 
 
 def _svg(body: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -425,7 +433,7 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/_config", config)
     app.router.add_get("/api/repoproviders", repoproviders)
     app.router.add_get("/versions", versions)
-    if settings.gateway.enable_api_only_mode or settings.gateway.require_build_only:
+    if is_api_only(settings.gateway):
         # BinderHub's API-only mode has no UI: no badges and no links into one.
         return
     app.router.add_get("/badge_logo.svg", _svg(BADGE_LOGO_SVG))

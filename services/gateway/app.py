@@ -293,7 +293,7 @@ async def _stream_launch(
             },
         )
         await response.prepare(request)
-        retry_ms = state.settings.events.client_retry_ms
+        retry_ms: int | None = state.settings.events.client_retry_ms
         async with response:
             try:
                 async for item in watcher:

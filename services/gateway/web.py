@@ -2,13 +2,16 @@
 
 Pages are small templates filled on the server; the front end is a few hundred
 lines of hand-written CSS and JavaScript served from static/ (nothing is
-fetched from a CDN at run time).
+fetched from a CDN at run time). Providers are described by api.PROVIDERS, the
+same table /_config and /api/repoproviders serve. In API-only mode there is no
+UI: these routes are not registered, so the pages answer 404 as BinderHub's do.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import time
 import urllib.parse
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -18,29 +21,17 @@ from typing import Any, Mapping
 
 from aiohttp import web
 
-from services.runtime.settings import Settings
+from services.runtime.settings import ProviderSettings, Settings
 
+from .api import enabled_providers, is_api_only, provider_site_url
 from .app import STATE_KEY, parse_build_path
+from .tokens import make_build_token, token_origin
 
-__all__ = ["add_web_routes", "PROVIDER_FORMS", "url_path_from_query"]
+__all__ = ["add_web_routes", "home_form_providers", "url_path_from_query"]
 
 _HERE = Path(__file__).parent
 _TEMPLATES = _HERE / "templates"
 _STATIC = _HERE / "static"
-
-# How the home page's form turns what a person types into a provider spec.
-PROVIDER_FORMS: dict[str, dict[str, Any]] = {
-    "gh": {"display": "GitHub", "label": "GitHub repository name or URL", "placeholder": "owner/repository or https://github.com/owner/repository", "ref": True, "url_encode": False},
-    "gist": {"display": "Gist", "label": "Gist ID (username/gistId) or URL", "placeholder": "username/gistId or https://gist.github.com/username/gistId", "ref": True, "url_encode": False},
-    "gl": {"display": "GitLab.com", "label": "GitLab.com repository or URL", "placeholder": "group/project or https://gitlab.com/group/subgroup/project", "ref": True, "url_encode": True},
-    "git": {"display": "Git repository", "label": "Arbitrary git repository URL", "placeholder": "https://example.org/path/to/repository.git", "ref": True, "url_encode": True, "keep_git_suffix": True},
-    "zenodo": {"display": "Zenodo DOI", "label": "Zenodo DOI", "placeholder": "10.5281/zenodo.3242074", "ref": False, "url_encode": False},
-    "figshare": {"display": "Figshare DOI", "label": "Figshare DOI", "placeholder": "10.6084/m9.figshare.9782777.v1", "ref": False, "url_encode": False},
-    "hydroshare": {"display": "HydroShare resource", "label": "HydroShare resource id or URL", "placeholder": "b8f6eae9d89241cf8b5904033460af61", "ref": False, "url_encode": False},
-    "dataverse": {"display": "Dataverse DOI", "label": "Dataverse DOI", "placeholder": "10.7910/DVN/TJCLKP", "ref": False, "url_encode": False},
-    "ckan": {"display": "CKAN dataset", "label": "CKAN dataset URL", "placeholder": "https://demo.ckan.org/dataset/my-dataset", "ref": False, "url_encode": True},
-    "doi": {"display": "DOI", "label": "DOI (resolved to its repository)", "placeholder": "10.5281/zenodo.3242074", "ref": False, "url_encode": False},
-}
 
 
 def _version() -> str:
@@ -71,8 +62,12 @@ def _absolute_base(request: web.Request, settings: Settings) -> str:
     return f"{request.scheme}://{request.host}/"
 
 
+def _settings(request: web.Request) -> Settings:
+    return request.app[STATE_KEY].settings  # type: ignore[attr-defined,no-any-return]
+
+
 def _page(request: web.Request, title: str, content: str, scripts: str = "") -> web.Response:
-    settings: Settings = request.app[STATE_KEY].settings  # type: ignore[attr-defined]
+    settings = _settings(request)
     banner = settings.gateway.banner_message
     body = _template("page.html").substitute(
         title=_esc(title),
@@ -102,17 +97,31 @@ def url_path_from_query(query: Mapping[str, str]) -> str:
     return ""
 
 
+def home_form_providers(providers: ProviderSettings) -> dict[str, dict[str, Any]]:
+    """How the home page's form (static/home.js) turns what a person types into each
+    enabled provider's spec, keyed by prefix in the order settings list them."""
+    form: dict[str, dict[str, Any]] = {}
+    for info in enabled_providers(providers):
+        site = provider_site_url(info.prefix, providers)
+        form[info.prefix] = {
+            "display": info.display_name,
+            "label": info.repo_label,
+            "placeholder": info.repo_placeholder,
+            "ref": info.ref_enabled,
+            "ref_label": info.ref_text,
+            "default_ref": "HEAD",
+            "url_encode": info.url_encode,
+            "keep_git_suffix": info.keeps_git_suffix,
+            # A pasted web URL of the provider's site is cut down to the repository.
+            "strip_prefix": site.rstrip("/") + "/" if site else "",
+        }
+    return form
+
+
 async def home(request: web.Request) -> web.Response:
-    settings: Settings = request.app[STATE_KEY].settings  # type: ignore[attr-defined]
-    enabled = [p for p in PROVIDER_FORMS if p in settings.providers.enabled]
-    options = "".join(f'<option value="{_esc(p)}">{_esc(PROVIDER_FORMS[p]["display"])}</option>' for p in enabled)
-    github, gist, gitlab = (u.rstrip("/") + "/" for u in (settings.providers.github_url, settings.providers.gist_url, settings.providers.gitlab_url))
-    providers = {}
-    for p in enabled:
-        form = dict(PROVIDER_FORMS[p])
-        form["default_ref"] = "HEAD"
-        form["strip_prefix"] = {"gh": github, "gist": gist, "gl": gitlab}.get(p, "")
-        providers[p] = form
+    settings = _settings(request)
+    providers = home_form_providers(settings.providers)
+    options = "".join(f'<option value="{_esc(p)}">{_esc(form["display"])}</option>' for p, form in providers.items())
     badge_base = settings.gateway.badge_base_url or _absolute_base(request, settings)
     config = {"base": _absolute_base(request, settings), "badge_base": badge_base if badge_base.endswith("/") else badge_base + "/", "providers": providers}
     content = _template("home.html").substitute(base=_esc(_base(settings)), provider_options=options)
@@ -123,7 +132,7 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def loading(request: web.Request) -> web.Response:
-    settings: Settings = request.app[STATE_KEY].settings  # type: ignore[attr-defined]
+    settings = _settings(request)
     parsed = parse_build_path(request.rel_url.raw_path, "/v2/")
     assert parsed is not None
     provider, spec = parsed
@@ -148,23 +157,22 @@ async def loading(request: web.Request) -> web.Response:
 
 
 def _build_token(request: web.Request, provider_spec: str) -> str:
-    """A signed build token for the loading page's event stream, when build tokens are on."""
-    settings: Settings = request.app[STATE_KEY].settings  # type: ignore[attr-defined]
-    if not settings.gateway.build_token_secret:
-        return ""
-    try:
-        from .tokens import make_build_token
-    except ImportError:
-        return ""
-    import time
+    """A build token for the loading page's event stream, when build tokens are on ("" otherwise).
 
-    origin = request.headers.get("Origin") or request.host
-    return make_build_token(settings.gateway.build_token_secret, provider_spec, origin, settings.gateway.build_token_expires_seconds, time.time())
+    It is bound to the origin /build will see (token_origin of the same headers):
+    the page's own EventSource request is same-origin, so it carries this Host
+    and, like this page's request, no Origin header.
+    """
+    gateway = _settings(request).gateway
+    if not gateway.build_token_secret:
+        return ""
+    origin = token_origin(request.headers.get("Origin"), request.host)
+    return make_build_token(gateway.build_token_secret, provider_spec, origin, gateway.build_token_expires_seconds, time.time())
 
 
 async def about(request: web.Request) -> web.Response:
-    settings: Settings = request.app[STATE_KEY].settings  # type: ignore[attr-defined]
-    providers = ", ".join(PROVIDER_FORMS[p]["display"] for p in PROVIDER_FORMS if p in settings.providers.enabled)
+    settings = _settings(request)
+    providers = ", ".join(info.display_name for info in enabled_providers(settings.providers))
     about_message = settings.gateway.about_message
     content = _template("about.html").substitute(
         about_message=f'<div class="about-message">{about_message}</div>' if about_message else "",
@@ -175,7 +183,9 @@ async def about(request: web.Request) -> web.Response:
 
 
 def add_web_routes(app: web.Application) -> None:
-    """Register the web UI's pages and static assets on the gateway app."""
+    """Register the web UI's pages and static assets on the gateway app (none in API-only mode)."""
+    if is_api_only(app[STATE_KEY].settings.gateway):  # type: ignore[attr-defined]
+        return
     app.router.add_get("/", home)
     app.router.add_get("/about", about)
     app.router.add_get("/v2/{tail:.+}", loading)

@@ -20,11 +20,11 @@ from schemas import (
     LaunchFailed,
     ResolvedRepo,
     ResolveRef,
-    ServerReady,
     StartServer,
 )
 from schemas.commands import Command
 from schemas.events import PhaseEvent, RefResolved
+from services.runtime.build_only import build_only_ready_event
 
 from .providers.base import ResolvedSource
 
@@ -50,33 +50,44 @@ _HASH_CHARS = 16
 
 def _slug(text: str) -> str:
     text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text.lower())
+    # Credentials in a URL must not end up in a name that is logged and listed.
+    text = re.sub(r"^[^/@]*@", "", text)
     text = re.sub(r"\.git$", "", text)
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
 
 
-def environment_name(provider: str, repo_url: str, resolved_ref: str) -> str:
+def environment_name(content_provider: str, clone_url: str, resolved_ref: str) -> str:
     """The environment's name: same inputs, same name; DNS-safe; at most 63 characters.
 
-    Human-readable slug from the repository, then a hash of all inputs so two
-    repositories whose slugs collide still get different names. This is the one
-    place that decides what an environment is keyed by.
+    This is the one place that decides what an environment is keyed by: what the
+    builder fetches (how, from where, which version), not the spec that led
+    there. So `doi/…` and `zenodo/…` links to one Zenodo record, a concept DOI
+    and its latest version's DOI, or `gh/…` and `git/…` links to one commit
+    share one environment and one build.
+
+    A human-readable slug of the source comes first, then a hash of all inputs,
+    so two sources whose slugs collide still get different names.
     """
-    digest = hashlib.sha256(f"{provider}\0{repo_url}\0{resolved_ref}".encode()).hexdigest()[:_HASH_CHARS]
-    head = f"{_slug(provider)}-{_slug(repo_url)}"
+    digest = hashlib.sha256(f"{content_provider}\0{clone_url}\0{resolved_ref}".encode()).hexdigest()[:_HASH_CHARS]
+    head = f"{_slug(content_provider)}-{_slug(clone_url)}"
     room = ENVIRONMENT_NAME_MAX - _HASH_CHARS - 1
     head = head[:room].strip("-") or "env"
     return f"{head}-{digest}"
 
 
 def pin(provider: str, spec: str, source: ResolvedSource, image_prefix: str = "") -> ResolvedRepo:
-    """A resolved source plus the names BinderHub's ready event reports."""
+    """A resolved source plus the names BinderHub's ready event reports.
+
+    `provider` and `spec` are the request's (binder_request keeps them); the
+    image is named after the content alone (environment_name).
+    """
     return ResolvedRepo(
         repo_url=source.repo_url,
         ref=source.ref,
         resolved_ref=source.resolved_ref,
         ref_url=source.ref_url,
         clone_url=source.clone_url,
-        image_name=image_prefix + environment_name(provider, source.repo_url, source.resolved_ref),
+        image_name=image_prefix + environment_name(source.content_provider, source.clone_url, source.resolved_ref),
         binder_request=f"v2/{provider}/{spec}",
         binder_persistent_request=f"v2/{provider}/{source.persistent_spec}",
         content_provider=source.content_provider,
@@ -102,24 +113,8 @@ def decide(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetim
     if is_built and command.request.build_only:
         # BinderHub's build_only: the environment exists, so the launch is done
         # without a server; `ready` names the image (url and token stay empty).
-        return Decision(
-            events=[
-                ServerReady(
-                    launch_id=lid,
-                    event_id=f"{lid}.resolver.ready",
-                    timestamp=now,
-                    url="",
-                    token="",
-                    image=repo.image_name,
-                    repo_url=repo.repo_url,
-                    binder_ref_url=repo.ref_url,
-                    binder_launch_host=command.request.launch_host,
-                    binder_request=repo.binder_request,
-                    binder_persistent_request=repo.binder_persistent_request,
-                    message="Done! Found built image\n",
-                )
-            ]
-        )
+        ready = build_only_ready_event(lid, f"{lid}.resolver.ready", command.request, repo, "Done! Found built image\n", now)
+        return Decision(events=[ready])
     if is_built:
         return Decision(
             events=[
@@ -146,12 +141,17 @@ def decide(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetim
     )
 
 
+def _as_lines(message: str) -> str:
+    """BinderHub's event messages end with a newline; clients print them as they come."""
+    return message if message.endswith("\n") else message + "\n"
+
+
 def failure(command: ResolveRef, message: str, now: datetime) -> LaunchFailed:
     return LaunchFailed(
         launch_id=command.launch_id,
         event_id=f"{command.launch_id}.resolver.failed",
         timestamp=now,
-        message=message if message.endswith("\n") else message + "\n",
+        message=_as_lines(message),
     )
 
 
@@ -200,7 +200,7 @@ def notice(command: ResolveRef, message: str, now: datetime) -> BuildWaiting:
         launch_id=command.launch_id,
         event_id=f"{command.launch_id}.resolver.notice",
         timestamp=now,
-        message=message if message.endswith("\n") else message + "\n",
+        message=_as_lines(message),
     )
 
 

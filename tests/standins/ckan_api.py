@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .dataserver import StandinServer, html_page
+from .dataserver import StandIn, base_url_of, html_page
 
 __all__ = ["CKANStandIn", "CKANDataset"]
 
@@ -43,23 +43,16 @@ class CKANDataset:
     activities: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
-class CKANStandIn:
+class CKANStandIn(StandIn):
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix.rstrip("/")
         self.datasets: dict[str, CKANDataset] = {}
         self.fail_status: int | None = None
-        self.server = StandinServer(self._app())
+        super().__init__()
 
     @property
     def url(self) -> str:
         return self.server.url + self.prefix
-
-    def start(self) -> "CKANStandIn":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     def add(self, dataset: CKANDataset) -> CKANDataset:
         self.datasets[dataset.name] = dataset
@@ -97,7 +90,7 @@ class CKANStandIn:
 
     def _app(self) -> web.Application:
         def base_of(request: web.Request) -> str:
-            return f"{request.scheme}://{request.host}{self.prefix}"
+            return base_url_of(request) + self.prefix
 
         def answer(request: web.Request, action: str, result: dict | None, status: int = 200) -> web.Response:
             body: dict = {"help": f"{base_of(request)}/api/3/action/help_show?name={action}"}

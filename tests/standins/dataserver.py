@@ -1,5 +1,6 @@
 """Shared parts of the data-repository stand-ins (doi.org, Zenodo, Figshare,
-HydroShare, Dataverse, CKAN): a threaded server, archive builders.
+HydroShare, Dataverse, CKAN): their base class and threaded server, page and
+archive builders.
 
 The internet is unreachable here, so each stand-in is a small aiohttp.web
 server on 127.0.0.1 answering with the status codes, redirects and JSON field
@@ -17,11 +18,11 @@ import stat
 import threading
 import time
 import zipfile
-from typing import Callable
+from typing import Callable, Self
 
 from aiohttp import web
 
-__all__ = ["StandinServer", "make_zip", "md5_of", "html_page"]
+__all__ = ["StandIn", "StandinServer", "make_zip", "md5_of", "html_page", "base_url_of"]
 
 
 class StandinServer:
@@ -76,6 +77,44 @@ class StandinServer:
         self.stop()
 
 
+class StandIn:
+    """Base of the data-repository stand-ins: the application `_app()` builds, served
+    on 127.0.0.1 by a StandinServer. Use `start()`/`stop()` or `with`.
+
+    Subclasses set up the state their handlers read before calling
+    `super().__init__()`, which builds the application.
+    """
+
+    def __init__(self) -> None:
+        self.server = StandinServer(self._app())
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _app(self) -> web.Application:
+        """The service's routes; handlers read the stand-in's state at request time."""
+        raise NotImplementedError
+
+
+def base_url_of(request: web.Request) -> str:
+    """The scheme and host the request was sent to, as the services build their own links."""
+    return f"{request.scheme}://{request.host}"
+
+
 def make_zip(
     files: dict[str, bytes | str],
     *,
@@ -105,6 +144,11 @@ def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def html_page(title: str) -> web.Response:
-    """A landing page, as the real sites answer a record's URL."""
-    return web.Response(text=f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>", content_type="text/html")
+def html_page(title: str, status: int = 200) -> web.Response:
+    """An HTML page titled `title`: a landing page, as the real sites answer a record's
+    URL, or their error page for another `status`."""
+    return web.Response(
+        status=status,
+        text=f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>",
+        content_type="text/html",
+    )

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .dataserver import StandinServer, html_page, md5_of
+from .dataserver import StandIn, html_page, md5_of
 
 __all__ = ["DataverseStandIn", "DataverseDataset", "DataverseFile"]
 
@@ -62,22 +62,11 @@ class DataverseDataset:
         return f"doi:{self.authority}/{self.identifier}"
 
 
-class DataverseStandIn:
+class DataverseStandIn(StandIn):
     def __init__(self) -> None:
         self.datasets: dict[int, DataverseDataset] = {}
         self.redirect_files: dict[int, str] = {}
-        self.server = StandinServer(self._app())
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> "DataverseStandIn":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
+        super().__init__()
 
     def add(self, dataset: DataverseDataset) -> DataverseDataset:
         self.datasets[dataset.id] = dataset
@@ -145,7 +134,7 @@ class DataverseStandIn:
 
         async def landing(request: web.Request) -> web.Response:
             dataset = self._by_pid(request.query.get("persistentId", ""))
-            return html_page(dataset.title) if dataset else web.Response(status=404, text="<h1>Page Not Found</h1>", content_type="text/html")
+            return html_page(dataset.title) if dataset else html_page("Page Not Found", status=404)
 
         async def by_pid(request: web.Request) -> web.Response:
             pid = request.query.get("persistentId", "")

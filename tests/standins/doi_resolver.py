@@ -13,29 +13,18 @@ import urllib.parse
 
 from aiohttp import web
 
-from .dataserver import StandinServer
+from .dataserver import StandIn
 
 __all__ = ["DoiResolverStandIn"]
 
 
-class DoiResolverStandIn:
+class DoiResolverStandIn(StandIn):
     def __init__(self) -> None:
         self.registry: dict[str, str] = {}
-        self.server = StandinServer(self._app())
+        super().__init__()
 
     def register(self, doi: str, url: str) -> None:
         self.registry[doi.lower()] = url
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> "DoiResolverStandIn":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     def _app(self) -> web.Application:
         async def resolve(request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .dataserver import StandinServer, html_page, md5_of
+from .dataserver import StandIn, base_url_of, html_page, md5_of
 
 __all__ = ["FigshareStandIn", "FigshareArticle"]
 
@@ -38,27 +38,16 @@ class FigshareArticle:
     link_only: dict[str, str] = field(default_factory=dict)
 
 
-class FigshareStandIn:
+class FigshareStandIn(StandIn):
     def __init__(self) -> None:
         self.articles: dict[int, FigshareArticle] = {}
         self.fail: dict[int, int] = {}
         self._files: dict[int, bytes] = {}
-        self.server = StandinServer(self._app())
-
-    @property
-    def url(self) -> str:
-        return self.server.url
+        super().__init__()
 
     @property
     def api_url(self) -> str:
         return self.server.url + "/v2"
-
-    def start(self) -> "FigshareStandIn":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
 
     def add(self, article: FigshareArticle) -> FigshareArticle:
         self.articles[article.id] = article
@@ -131,9 +120,6 @@ class FigshareStandIn:
         }
 
     def _app(self) -> web.Application:
-        def base_of(request: web.Request) -> str:
-            return f"{request.scheme}://{request.host}"
-
         def not_found() -> web.Response:
             return web.json_response({"message": "Entity not found: article", "code": "EntityNotFound"}, status=404)
 
@@ -147,7 +133,7 @@ class FigshareStandIn:
             version = int(request.match_info.get("version") or max(found.versions))
             if version not in found.versions:
                 return not_found()
-            return web.json_response(self.article_json(found, version, base_of(request)))
+            return web.json_response(self.article_json(found, version, base_url_of(request)))
 
         async def landing(request: web.Request) -> web.Response:
             return html_page("figshare article")

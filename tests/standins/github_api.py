@@ -25,7 +25,6 @@ every request (path and headers) and `not_modified` counts 304 answers.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -36,18 +35,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .restapi import RecordedRequest, RestApiStandIn, commit_for
+
 __all__ = ["GitHubApiStandIn", "FakeRepo", "FakeGist", "RecordedRequest"]
 
 DOCS = "https://docs.github.com/rest"
 WEB = "https://github.com"
 API = "https://api.github.com"
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
 
 
 @dataclass
@@ -65,17 +59,7 @@ class FakeRepo:
         return f"{self.owner}/{self.name}"
 
     def commit_for(self, ref: str) -> str | None:
-        if ref == "HEAD":
-            return self.branches.get(self.default_branch)
-        for table in (self.branches, self.tags):
-            if ref in table:
-                return table[ref]
-        known = set(self.branches.values()) | set(self.tags.values())
-        if len(ref) >= 7 and all(c in "0123456789abcdef" for c in ref):
-            matches = {sha for sha in known if sha.startswith(ref)}
-            if len(matches) == 1:
-                return matches.pop()
-        return None
+        return commit_for(ref, self.default_branch, self.branches, self.tags)
 
 
 @dataclass
@@ -103,24 +87,15 @@ def _user(login: str, uid: int = 73973) -> dict[str, Any]:
     }
 
 
-class GitHubApiStandIn:
+class GitHubApiStandIn(RestApiStandIn):
     """api.github.com on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, expected_token: str | None = None, rate_limit: int = 5000) -> None:
-        self.expected_token = expected_token
-        self.rate_limit = rate_limit
-        self.rate_remaining = rate_limit - 1
-        self.rate_reset = int(time.time()) + 3600
-        self.delay = 0.0
-        self.fail_status: int | None = None
-        self.requests: list[RecordedRequest] = []
-        self.not_modified = 0
+        super().__init__(expected_token, rate_limit, rate_reset=int(time.time()) + 3600)
         self.repos: dict[str, FakeRepo] = {}
         self.renamed: dict[str, str] = {}
         self.gists: dict[str, FakeGist] = {}
         self._next_id = 87849371
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
     # -- arranging ------------------------------------------------------------
 
@@ -138,33 +113,7 @@ class GitHubApiStandIn:
         self.gists[gist_id] = gist
         return gist
 
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
     # -- serving --------------------------------------------------------------
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> "GitHubApiStandIn":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -182,31 +131,23 @@ class GitHubApiStandIn:
             "Access-Control-Expose-Headers": "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Reset",
         }
 
-    def _error(self, status: int, message: str, docs: str = DOCS) -> web.Response:
-        body = {"message": message, "documentation_url": docs, "status": str(status)}
-        return web.Response(status=status, text=json.dumps(body), headers=self._headers())
+    def _error(self, request: web.Request, status: int, message: str, docs: str = DOCS) -> web.Response:
+        return self._json(request, status, {"message": message, "documentation_url": docs, "status": str(status)}, self._headers())
 
     def _ok(self, request: web.Request, data: Any) -> web.Response:
-        body = json.dumps(data, separators=(",", ":"))
-        etag = 'W/"' + hashlib.sha256(body.encode()).hexdigest() + '"'
-        headers = {**self._headers(), "ETag": etag}
-        if request.headers.get("If-None-Match") == etag:
-            self.not_modified += 1
-            return web.Response(status=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
-        self.rate_remaining -= 1
-        return web.Response(status=200, text=body, headers=headers)
+        return self._json(request, 200, data, self._headers())
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(RecordedRequest(request.method, request.rel_url.raw_path, dict(request.headers)))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.fail_status is not None:
-            return self._error(self.fail_status, "Server Error")
+    def _failure(self, status: int) -> web.Response:
+        body = {"message": "Server Error", "documentation_url": DOCS, "status": str(status)}
+        return web.Response(status=status, text=json.dumps(body), headers=self._headers())
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         if auth and self.expected_token is not None and auth != f"token {self.expected_token}":
-            return self._error(401, "Bad credentials")
+            return self._error(request, 401, "Bad credentials")
         if self.rate_remaining <= 0:
             return self._error(
+                request,
                 403,
                 "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
                 "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
@@ -227,7 +168,7 @@ class GitHubApiStandIn:
             return self._repo(request, by_id.get(parts[1]), parts[2:])
         if parts[:1] == ["gists"] and len(parts) in (2, 3):
             return self._gist(request, parts[1], parts[2] if len(parts) == 3 else None)
-        return self._error(404, "Not Found")
+        return self._error(request, 404, "Not Found")
 
     def _visible(self, request: web.Request, repo: FakeRepo | None) -> FakeRepo | None:
         if repo is None or (repo.private and "Authorization" not in request.headers):
@@ -237,18 +178,18 @@ class GitHubApiStandIn:
     def _repo(self, request: web.Request, repo: FakeRepo | None, rest: list[str]) -> web.Response:
         repo = self._visible(request, repo)
         if repo is None:
-            return self._error(404, "Not Found", f"{DOCS}/repos/repos#get-a-repository")
+            return self._error(request, 404, "Not Found", f"{DOCS}/repos/repos#get-a-repository")
         if not rest:
             return self._ok(request, self._repo_json(repo))
         if rest[0] == "commits" and len(rest) >= 2:
             if not repo.branches:
-                return self._error(409, "Git Repository is empty.", f"{DOCS}/commits/commits#get-a-commit")
+                return self._error(request, 409, "Git Repository is empty.", f"{DOCS}/commits/commits#get-a-commit")
             ref = "/".join(rest[1:])
             sha = repo.commit_for(ref)
             if sha is None:
-                return self._error(422, f"No commit found for SHA: {ref}", f"{DOCS}/commits/commits#get-a-commit")
+                return self._error(request, 422, f"No commit found for SHA: {ref}", f"{DOCS}/commits/commits#get-a-commit")
             return self._ok(request, self._commit_json(repo, sha))
-        return self._error(404, "Not Found")
+        return self._error(request, 404, "Not Found")
 
     def _repo_json(self, repo: FakeRepo) -> dict[str, Any]:
         html = f"{WEB}/{repo.full_name}"
@@ -306,7 +247,7 @@ class GitHubApiStandIn:
     def _gist(self, request: web.Request, gist_id: str, sha: str | None) -> web.Response:
         gist = self.gists.get(gist_id)
         if gist is None or (sha is not None and sha not in gist.versions):
-            return self._error(404, "Not Found", f"{DOCS}/gists/gists#get-a-gist")
+            return self._error(request, 404, "Not Found", f"{DOCS}/gists/gists#get-a-gist")
         api = f"{API}/gists/{gist.id}"
         history = [
             {

@@ -19,8 +19,6 @@ records every request, `not_modified` counts 304s.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import time
 import urllib.parse
@@ -29,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .github_api import RecordedRequest
+from .restapi import RestApiStandIn, commit_for
 
 __all__ = ["GitLabApiStandIn", "FakeProject"]
 
@@ -46,63 +44,22 @@ class FakeProject:
     private: bool = False
 
     def commit_for(self, ref: str) -> str | None:
-        if ref == "HEAD":
-            return self.branches.get(self.default_branch)
-        for table in (self.branches, self.tags):
-            if ref in table:
-                return table[ref]
-        known = set(self.branches.values()) | set(self.tags.values())
-        matches = {sha for sha in known if len(ref) >= 7 and sha.startswith(ref)}
-        return matches.pop() if len(matches) == 1 else None
+        return commit_for(ref, self.default_branch, self.branches, self.tags)
 
 
-class GitLabApiStandIn:
+class GitLabApiStandIn(RestApiStandIn):
     """gitlab.com's API v4 on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, expected_token: str | None = None, rate_limit: int = 2000) -> None:
-        self.expected_token = expected_token
-        self.rate_limit = rate_limit
-        self.rate_remaining = rate_limit - 1
-        self.rate_reset = int(time.time()) + 60
-        self.delay = 0.0
-        self.fail_status: int | None = None
-        self.requests: list[RecordedRequest] = []
-        self.not_modified = 0
+        super().__init__(expected_token, rate_limit, rate_reset=int(time.time()) + 60)
         self.projects: dict[str, FakeProject] = {}
         self._next_id = 13083
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
     def add_project(self, path: str, branches: dict[str, str], tags: dict[str, str] | None = None, default_branch: str = "main", private: bool = False) -> FakeProject:
         self._next_id += 1
         project = FakeProject(path, self._next_id, default_branch, dict(branches), dict(tags or {}), private)
         self.projects[path.lower()] = project
         return project
-
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> "GitLabApiStandIn":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _headers(self, authenticated: bool) -> dict[str, str]:
         return {
@@ -118,51 +75,39 @@ class GitLabApiStandIn:
             "RateLimit-Reset": str(self.rate_reset),
         }
 
-    def _json(self, request: web.Request, status: int, data: Any) -> web.Response:
-        authenticated = "PRIVATE-TOKEN" in request.headers
-        body = json.dumps(data, separators=(",", ":"))
-        headers = self._headers(authenticated)
-        if status == 200:
-            etag = 'W/"' + hashlib.md5(body.encode()).hexdigest() + '"'
-            headers["ETag"] = etag
-            if request.headers.get("If-None-Match") == etag:
-                self.not_modified += 1
-                headers.pop("Content-Type")
-                return web.Response(status=304, headers=headers)
-        else:
+    def _reply(self, request: web.Request, status: int, data: Any) -> web.Response:
+        headers = self._headers("PRIVATE-TOKEN" in request.headers)
+        if status != 200:
             headers["Cache-Control"] = "no-cache"
-        self.rate_remaining -= 1
-        return web.Response(status=status, text=body, headers=headers)
+        return self._json(request, status, data, headers)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(RecordedRequest(request.method, request.rel_url.raw_path, dict(request.headers)))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.fail_status is not None:
-            return web.Response(status=self.fail_status, text=json.dumps({"message": "500 Internal Server Error"}), content_type="application/json")
+    def _failure(self, status: int) -> web.Response:
+        return web.Response(status=status, text=json.dumps({"message": "500 Internal Server Error"}), content_type="application/json")
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         token = request.headers.get("PRIVATE-TOKEN")
         if token is not None and self.expected_token is not None and token != self.expected_token:
-            return self._json(request, 401, {"message": "401 Unauthorized"})
+            return self._reply(request, 401, {"message": "401 Unauthorized"})
         if self.rate_remaining <= 0:
             headers = {**self._headers(token is not None), "Retry-After": str(max(1, self.rate_reset - int(time.time()))), "Content-Type": "text/plain"}
             return web.Response(status=429, text="Retry later\n", headers=headers)
         # /api/v4/projects/<escaped path>[/repository/commits/<escaped ref>]
         raw = request.rel_url.raw_path.strip("/").split("/")
         if raw[:3] != ["api", "v4", "projects"] or len(raw) < 4:
-            return self._json(request, 404, {"error": "404 Not Found"})
+            return self._reply(request, 404, {"error": "404 Not Found"})
         project = self.projects.get(urllib.parse.unquote(raw[3]).lower())
         if project is None or (project.private and token is None):
-            return self._json(request, 404, {"message": "404 Project Not Found"})
+            return self._reply(request, 404, {"message": "404 Project Not Found"})
         rest = raw[4:]
         if not rest:
-            return self._json(request, 200, self._project_json(project))
+            return self._reply(request, 200, self._project_json(project))
         if rest[:2] == ["repository", "commits"] and len(rest) >= 3:
             ref = urllib.parse.unquote("/".join(rest[2:]))
             sha = project.commit_for(ref)
             if sha is None:
-                return self._json(request, 404, {"message": "404 Commit Not Found"})
-            return self._json(request, 200, self._commit_json(project, sha))
-        return self._json(request, 404, {"error": "404 Not Found"})
+                return self._reply(request, 404, {"message": "404 Commit Not Found"})
+            return self._reply(request, 200, self._commit_json(project, sha))
+        return self._reply(request, 404, {"error": "404 Not Found"})
 
     def _project_json(self, p: FakeProject) -> dict[str, Any]:
         name = p.path.rsplit("/", 1)[1]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .dataserver import StandinServer, html_page, make_zip, md5_of
+from .dataserver import StandIn, html_page, make_zip, md5_of
 
 __all__ = ["HydroshareStandIn", "HydroshareResource"]
 
@@ -39,22 +39,11 @@ class HydroshareResource:
     extra_members: dict[str, bytes] = field(default_factory=dict)
 
 
-class HydroshareStandIn:
+class HydroshareStandIn(StandIn):
     def __init__(self) -> None:
         self.resources: dict[str, HydroshareResource] = {}
         self.preparing: dict[str, int] = {}
-        self.server = StandinServer(self._app())
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> "HydroshareStandIn":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
+        super().__init__()
 
     def add(self, resource: HydroshareResource) -> HydroshareResource:
         self.resources[resource.id] = resource
@@ -109,7 +98,7 @@ class HydroshareStandIn:
             rid = request.match_info["id"].removesuffix(".zip")
             resource = self.resources.get(rid)
             if resource is None:
-                return web.Response(status=404, text="<h1>Not Found</h1>", content_type="text/html")
+                return html_page("Not Found", status=404)
             if self.preparing.get(rid, 0) > 0:
                 self.preparing[rid] -= 1
                 return web.Response(text="<html><body>Bag creation is in progress; try again shortly.</body></html>", content_type="text/html")

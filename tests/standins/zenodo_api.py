@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .dataserver import StandinServer, html_page, md5_of
+from .dataserver import StandIn, base_url_of, html_page, md5_of
 
 __all__ = ["ZenodoStandIn", "ZenodoRecord"]
 
@@ -46,25 +46,14 @@ class ZenodoRecord:
     listed_names: dict[str, str] = field(default_factory=dict)
 
 
-class ZenodoStandIn:
+class ZenodoStandIn(StandIn):
     def __init__(self) -> None:
         self.records: dict[int, ZenodoRecord] = {}
         self.fail: dict[int, int] = {}
         self.delay: dict[int, float] = {}
         self.slow_files: dict[str, float] = {}
         self.redirect_files: dict[str, str] = {}
-        self.server = StandinServer(self._app())
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> "ZenodoStandIn":
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
+        super().__init__()
 
     def add(self, record: ZenodoRecord) -> ZenodoRecord:
         self.records[record.id] = record
@@ -125,26 +114,23 @@ class ZenodoStandIn:
         }
 
     def _app(self) -> web.Application:
-        def base_of(request: web.Request) -> str:
-            return f"{request.scheme}://{request.host}"
-
         def not_found() -> web.Response:
             return web.json_response({"status": 404, "message": "The persistent identifier does not exist."}, status=404)
 
         async def landing(request: web.Request) -> web.Response:
             record = self.records.get(int(request.match_info["id"]))
             if record is None:
-                return web.Response(status=404, text="<h1>Not found</h1>", content_type="text/html")
+                return html_page("Not found", status=404)
             return html_page(record.title)
 
         async def doi(request: web.Request) -> web.Response:
             match = re.match(r"^10\.5281/zenodo\.(\d+)\Z", request.match_info["doi"], re.IGNORECASE)
             if not match:
-                return web.Response(status=404, text="<h1>Not found</h1>", content_type="text/html")
+                return html_page("Not found", status=404)
             number = int(match.group(1))
             record = self.records.get(number) or self.latest_of(number)
             if record is None:
-                return web.Response(status=404, text="<h1>Not found</h1>", content_type="text/html")
+                return html_page("Not found", status=404)
             raise web.HTTPFound(f"/records/{record.id}")
 
         async def api_record(request: web.Request) -> web.Response:
@@ -163,7 +149,7 @@ class ZenodoStandIn:
                 return not_found()
             if record.deleted:
                 return web.json_response({"status": 410, "message": "The record has been deleted."}, status=410)
-            return web.json_response(self.record_json(record, base_of(request)))
+            return web.json_response(self.record_json(record, base_url_of(request)))
 
         async def content(request: web.Request) -> web.StreamResponse:
             record = self.records.get(int(request.match_info["id"]))

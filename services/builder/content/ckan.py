@@ -15,9 +15,10 @@ from typing import Any, AsyncIterator
 
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site, sites_from
 
 from ..errors import BuildError
-from .datafiles import DataFetcher, RecordFile, Site, Transfer
+from .datafiles import DataFetcher, RecordFile, Transfer, counted
 
 __all__ = ["CKANFetcher", "ckan_resources"]
 
@@ -48,7 +49,7 @@ class CKANFetcher(DataFetcher):
 
     @classmethod
     def from_settings(cls, settings: Any, git_policy: GitPolicy) -> "CKANFetcher":
-        return cls([Site(u) for u in settings.providers.ckan_urls if u], git_policy, cls.limits_from_settings(settings))
+        return cls(sites_from(settings.providers.ckan_urls), git_policy, cls.limits_from_settings(settings))
 
     async def _fetch(self, t: Transfer, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
         record = f"CKAN dataset {repo.ref}"
@@ -59,6 +60,6 @@ class CKANFetcher(DataFetcher):
                 yield f"Leaving out {name or url}: it links to {urllib.parse.urlsplit(url).hostname or url}, outside this CKAN"
                 continue
             files.append(RecordFile(name=name, url=url, size=size))
-        yield f"{record} ({repo.repo_url}): {len(files)} resource{'s' if len(files) != 1 else ''} to download"
+        yield f"{record} ({repo.repo_url}): {counted(len(files), 'resource')} to download"
         async for line in t.place(files, workdir, record):
             yield line

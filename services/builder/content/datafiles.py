@@ -32,7 +32,6 @@ import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path, PurePosixPath
 from typing import Any, AsyncIterator, Callable
 
@@ -41,14 +40,16 @@ import yarl
 
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitError, GitPolicy, check_url
+from services.runtime.hosts import REDIRECT_STATUSES, USER_AGENT, Site, describe_url, status_text
 
 from ..errors import BuildError
 
 __all__ = [
-    "Site",
     "Limits",
     "RecordFile",
     "DataFetcher",
+    "ListedFilesFetcher",
+    "counted",
     "Transfer",
     "safe_relative_path",
     "extract_zip",
@@ -56,8 +57,6 @@ __all__ = [
     "human_size",
 ]
 
-USER_AGENT = "binderflow (BinderHub-compatible; +https://mybinder.readthedocs.io)"
-_REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_HOPS = 6
 _CHUNK = 256 * 1024
 
@@ -69,54 +68,6 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"
-
-
-def _describe(url: str) -> str:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return f"{parts.scheme}://{host}{parts.path}"
-    except ValueError:
-        return "<invalid url>"
-
-
-def _status_text(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
-
-
-@dataclass(frozen=True)
-class Site:
-    """A configured base URL; `subdomains` also accepts hosts below it (ndownloader.figshare.com)."""
-
-    base: str
-    subdomains: bool = False
-
-    def owns(self, url: str) -> bool:
-        try:
-            parts = urllib.parse.urlsplit(url)
-            mine = urllib.parse.urlsplit(self.base)
-            port, my_port = parts.port, mine.port
-        except ValueError:
-            return False
-        if parts.scheme not in ("http", "https") or parts.username or parts.password:
-            return False
-        host, my_host = (parts.hostname or "").lower(), (mine.hostname or "").lower()
-        if host == my_host:
-            if (port or (443 if parts.scheme == "https" else 80)) == (my_port or (443 if mine.scheme == "https" else 80)):
-                return True
-            # The http:// address of a configured https:// site (which redirects).
-            return parts.scheme == "http" and port in (None, 80) and mine.scheme == "https" and my_port in (None, 443)
-        if self.subdomains and "." in my_host and not re.match(r"^[0-9.]+\Z", my_host) and ":" not in my_host:
-            return host.endswith("." + my_host) and port in (None, 80, 443)
-        return False
-
-    def url(self, path: str) -> str:
-        return self.base.rstrip("/") + path
 
 
 @dataclass(frozen=True)
@@ -269,15 +220,15 @@ class Transfer:
         hosts = ", ".join(s.base for s in self.fetcher.sites)
         if first or strict:
             raise BuildError(
-                f"Refusing to fetch {what} from {_describe(url)}: that host is not one this Binder is configured to use for {self.service} ({hosts})."
+                f"Refusing to fetch {what} from {describe_url(url)}: that host is not one this Binder is configured to use for {self.service} ({hosts})."
             )
         # A download redirected to storage elsewhere: only to hosts Git would be allowed to fetch from.
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise BuildError(f"{self.service} redirected the download of {what} to {_describe(url)}, which is not an http(s) URL.")
+            raise BuildError(f"{self.service} redirected the download of {what} to {describe_url(url)}, which is not an http(s) URL.")
         try:
             await check_url(url, self.fetcher.git_policy)
         except GitError as exc:
-            raise BuildError(f"{self.service} redirected the download of {what} to {_describe(url)}, which is refused: {exc}") from None
+            raise BuildError(f"{self.service} redirected the download of {what} to {describe_url(url)}, which is refused: {exc}") from None
 
     @contextlib.asynccontextmanager
     async def open(self, url: str, what: str, *, strict: bool = False, accept: str = "*/*") -> AsyncIterator[aiohttp.ClientResponse]:
@@ -290,10 +241,10 @@ class Transfer:
             except asyncio.TimeoutError:
                 raise self._timeout(what) from None
             except aiohttp.ClientError as exc:
-                raise BuildError(f"Could not reach {self.service} for {what} ({_describe(url)}): {exc or type(exc).__name__}") from None
+                raise BuildError(f"Could not reach {self.service} for {what} ({describe_url(url)}): {exc or type(exc).__name__}") from None
             except ValueError as exc:
-                raise BuildError(f"{what}: {_describe(url)} is not a URL that can be fetched ({exc}).") from None
-            if resp.status in _REDIRECTS and resp.headers.get("Location"):
+                raise BuildError(f"{what}: {describe_url(url)} is not a URL that can be fetched ({exc}).") from None
+            if resp.status in REDIRECT_STATUSES and resp.headers.get("Location"):
                 location = resp.headers["Location"]
                 resp.release()
                 url = urllib.parse.urljoin(url, location)
@@ -315,16 +266,16 @@ class Transfer:
         )
 
     def status_error(self, status: int, what: str, url: str) -> BuildError:
-        where = _describe(url)
+        where = describe_url(url)
         if status in (404, 410):
-            return BuildError(f"{what} is no longer available: {self.service} answered {_status_text(status)} for {where}.")
+            return BuildError(f"{what} is no longer available: {self.service} answered {status_text(status)} for {where}.")
         if status in (401, 403):
-            return BuildError(f"{what} is not public: {self.service} answered {_status_text(status)} for {where}.")
+            return BuildError(f"{what} is not public: {self.service} answered {status_text(status)} for {where}.")
         if status == 429:
             return BuildError(f"{self.service} is limiting requests right now (429 Too Many Requests); try again in a few minutes.")
         if status >= 500:
-            return BuildError(f"{self.service} had a problem serving {what} ({_status_text(status)} from {where}); try again later.")
-        return BuildError(f"{self.service} refused {what} ({_status_text(status)} from {where}).")
+            return BuildError(f"{self.service} had a problem serving {what} ({status_text(status)} from {where}); try again later.")
+        return BuildError(f"{self.service} refused {what} ({status_text(status)} from {where}).")
 
     async def get_json(self, url: str, what: str) -> Any:
         """A JSON document from a configured host (redirects included)."""
@@ -391,7 +342,7 @@ class Transfer:
         paths = [safe_relative_path(f.name, record) for f in files]
         for f in files:
             if not self.on_configured_host(f.url):
-                raise BuildError(f"{record} lists {f.name!r} at {_describe(f.url)}, which is not on {self.service} as configured here.")
+                raise BuildError(f"{record} lists {f.name!r} at {describe_url(f.url)}, which is not on {self.service} as configured here.")
         if len(files) == 1 and paths[0].suffix.lower() == ".zip":
             only, path = files[0], paths[0]
             archive = workdir / f".binderflow-download-{uuid.uuid4().hex}.zip"
@@ -460,3 +411,27 @@ class DataFetcher:
             http_timeout_seconds=settings.providers.http_timeout_seconds,
             fetch_timeout_seconds=build_timeout if build_timeout else None,
         )
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 file", "3 files": a count for log lines."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+class ListedFilesFetcher(DataFetcher):
+    """A fetcher for repositories whose record answer lists every file with its URL
+    (Zenodo, Figshare): read the record at `clone_url`, then place its files."""
+
+    # What a record is called in log lines and messages ("Zenodo record").
+    record_kind = "Record"
+
+    def files_of(self, answer: Any) -> list[RecordFile]:
+        """The downloadable files of a record answer; BuildError if it is not a record. Pure."""
+        raise NotImplementedError
+
+    async def _fetch(self, t: Transfer, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+        record = f"{self.record_kind} {repo.ref}"
+        files = self.files_of(await t.get_json(repo.clone_url, record))
+        yield f"{record} ({repo.repo_url}): {counted(len(files), 'file')}"
+        async for line in t.place(files, workdir, record):
+            yield line

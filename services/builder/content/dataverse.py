@@ -7,15 +7,15 @@ are left out, with a line in the log.
 
 from __future__ import annotations
 
-import urllib.parse
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site, sites_from
 
 from ..errors import BuildError
-from .datafiles import DataFetcher, RecordFile, Site, Transfer
+from .datafiles import DataFetcher, RecordFile, Transfer, counted
 
 __all__ = ["DataverseFetcher", "dataverse_version_files"]
 
@@ -53,21 +53,20 @@ class DataverseFetcher(DataFetcher):
 
     @classmethod
     def from_settings(cls, settings: Any, git_policy: GitPolicy) -> "DataverseFetcher":
-        return cls([Site(u) for u in settings.providers.dataverse_urls if u], git_policy, cls.limits_from_settings(settings))
+        return cls(sites_from(settings.providers.dataverse_urls), git_policy, cls.limits_from_settings(settings))
 
     def _base_of(self, url: str) -> str:
         for site in self.sites:
-            if site.owns(url):
-                path = urllib.parse.urlsplit(site.base).path.rstrip("/")
-                if urllib.parse.urlsplit(url).path.startswith(path + "/api/"):
-                    return site.base
+            path = site.path_of(url)
+            if path is not None and path.startswith("/api/"):
+                return site.base
         raise BuildError(f"Refusing to fetch from {url!r}: it is not on a Dataverse this Binder is configured to use.")
 
     async def _fetch(self, t: Transfer, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
         base = self._base_of(repo.clone_url)
         record = f"Dataverse dataset {repo.repo_url} version {repo.ref}"
         files, restricted = dataverse_version_files(await t.get_json(repo.clone_url, record), base)
-        yield f"{record}: {len(files)} file{'s' if len(files) != 1 else ''}"
+        yield f"{record}: {counted(len(files), 'file')}"
         for name in restricted:
             yield f"Leaving out {name}: the file is restricted and cannot be downloaded without an account"
         async for line in t.place(files, workdir, record):

@@ -5,14 +5,13 @@ Files that are only links to elsewhere (`is_link_only`) are left out, as repo2do
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site
 
 from ..errors import BuildError
-from .datafiles import DataFetcher, RecordFile, Site, Transfer
+from .datafiles import ListedFilesFetcher, RecordFile
 
 __all__ = ["FigshareFetcher", "figshare_article_files"]
 
@@ -34,8 +33,9 @@ def figshare_article_files(article: Any) -> list[RecordFile]:
     return found
 
 
-class FigshareFetcher(DataFetcher):
+class FigshareFetcher(ListedFilesFetcher):
     display = "Figshare"
+    record_kind = "Figshare article"
 
     @classmethod
     def from_settings(cls, settings: Any, git_policy: GitPolicy) -> "FigshareFetcher":
@@ -43,9 +43,5 @@ class FigshareFetcher(DataFetcher):
         # Files are served from figshare.com's subdomains (ndownloader.figshare.com).
         return cls([Site(p.figshare_api_url), Site(p.figshare_url, subdomains=True)], git_policy, cls.limits_from_settings(settings))
 
-    async def _fetch(self, t: Transfer, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
-        record = f"Figshare article {repo.ref}"
-        files = figshare_article_files(await t.get_json(repo.clone_url, record))
-        yield f"{record} ({repo.repo_url}): {len(files)} file{'s' if len(files) != 1 else ''}"
-        async for line in t.place(files, workdir, record):
-            yield line
+    def files_of(self, answer: Any) -> list[RecordFile]:
+        return figshare_article_files(answer)

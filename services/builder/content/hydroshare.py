@@ -17,9 +17,10 @@ from typing import Any, AsyncIterator
 
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site
 
 from ..errors import BuildError
-from .datafiles import DataFetcher, Site, Transfer, extract_zip, human_size, move_contents
+from .datafiles import DataFetcher, Transfer, extract_zip, human_size, move_contents
 
 __all__ = ["HydroshareFetcher", "bag_contents"]
 

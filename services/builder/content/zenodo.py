@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy
+from services.runtime.hosts import Site
 
 from ..errors import BuildError
-from .datafiles import DataFetcher, RecordFile, Site, Transfer
+from .datafiles import ListedFilesFetcher, RecordFile
 
 __all__ = ["ZenodoFetcher", "zenodo_record_files"]
 
@@ -38,16 +37,13 @@ def zenodo_record_files(record: Any) -> list[RecordFile]:
     return found
 
 
-class ZenodoFetcher(DataFetcher):
+class ZenodoFetcher(ListedFilesFetcher):
     display = "Zenodo"
+    record_kind = "Zenodo record"
 
     @classmethod
     def from_settings(cls, settings: Any, git_policy: GitPolicy) -> "ZenodoFetcher":
         return cls([Site(settings.providers.zenodo_url)], git_policy, cls.limits_from_settings(settings))
 
-    async def _fetch(self, t: Transfer, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
-        record = f"Zenodo record {repo.ref}"
-        files = zenodo_record_files(await t.get_json(repo.clone_url, record))
-        yield f"{record} ({repo.repo_url}): {len(files)} file{'s' if len(files) != 1 else ''}"
-        async for line in t.place(files, workdir, record):
-            yield line
+    def files_of(self, answer: Any) -> list[RecordFile]:
+        return zenodo_record_files(answer)

@@ -30,6 +30,7 @@
     $("repository-label").textContent = p.label;
     $("repository").placeholder = p.placeholder;
     $("ref-row").hidden = !p.ref;
+    $("ref-label").textContent = p.ref_label;
     const spec = providerSpec();
     const url = spec ? `${base}v2/${spec}${pathQuery()}` : "";
     $("share-url").value = url;

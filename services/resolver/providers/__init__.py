@@ -1,4 +1,4 @@
-"""Repository providers, chosen by the spec's prefix (`git`, later `gh`, `gl`, ...)."""
+"""Repository providers, chosen by the spec's prefix (`gh`, `git`, `zenodo`, `doi`, ...)."""
 
 from .base import ProviderError, RepoProvider, ResolvedSource
 from services.runtime.gitcmd import GitPolicy

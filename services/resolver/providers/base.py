@@ -23,9 +23,11 @@ class ResolvedSource(msgspec.Struct, frozen=True, kw_only=True):
     clone_url: str
     # Spec that pins the same content forever (BinderHub's persistent spec).
     persistent_spec: str
-    # Human-readable part of the environment name (e.g. "owner-repo").
+    # BinderHub's build slug (e.g. "owner-repo", "zenodo-3242074"), for logs and
+    # parity; environment names come from what is fetched (domain.environment_name).
     build_slug: str
-    # How the builder fetches the content (see schemas.ResolvedRepo.content_provider).
+    # How the builder fetches the content (see schemas.ResolvedRepo.content_provider);
+    # with clone_url and resolved_ref it names the environment.
     content_provider: str = "git"
     # A hint for the person launching, sent as a `waiting` event before the launch
     # goes on (e.g. "master is gone, trying HEAD instead; please update your links").

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from typing import Any
 
+from services.runtime.hosts import Site, describe_url, sites_from
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, ResolvedSource
-from .datahttp import DataHttp, Site, content_ref, describe_url, epoch_of, sites_from
+from .datahttp import DataHttp, DataProvider, epoch_of
 
 __all__ = ["CKANProvider", "parse_dataset_path"]
 
@@ -40,17 +42,13 @@ def parse_dataset_path(path: str, query: str) -> tuple[str, str | None] | None:
     return dataset, activity
 
 
-class CKANProvider:
+class CKANProvider(DataProvider):
     name = "ckan"
     display = "CKAN"
     example = "https://demo.ckan.org/dataset/sample-dataset-1"
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self.settings = settings
-        self._sites = sites_from(settings.ckan_urls)
-
-    def sites(self) -> list[Site]:
-        return list(self._sites)
+        super().__init__(settings, sites_from(settings.ckan_urls))
 
     def _located(self, url: str) -> tuple[Site, str, str | None] | None:
         for site in self._sites:
@@ -108,21 +106,21 @@ class CKANProvider:
             clone_url = api + "package_show?" + urllib.parse.urlencode({"id": package_id})
         if not any(isinstance(r, dict) and r.get("url") for r in package.get("resources") or []):
             raise ProviderError(f"{what} has no resources to download.")
-        record_id = f"{name}.{version}"
-        return ResolvedSource(
+        return self.pinned(
+            record_id=f"{name}.{version}",
+            site=site,
             repo_url=landing,
-            ref=record_id,
-            resolved_ref=content_ref(self.name, site.base, package_id, version),
             ref_url=landing,
             clone_url=clone_url,
             persistent_spec=urllib.parse.quote(landing, safe=""),
-            build_slug=f"ckan-{name}",
-            content_provider=self.name,
+            slug=name,
+            version=(package_id, version),
         )
 
 
-def _result(answer: object, service: str, what: str) -> dict:
+def _result(answer: object, service: str, what: str) -> dict[str, Any]:
     """The `result` of a CKAN action answer ({"success": true, "result": {...}})."""
-    if isinstance(answer, dict) and answer.get("success") is True and isinstance(answer.get("result"), dict):
-        return answer["result"]
+    result = answer.get("result") if isinstance(answer, dict) and answer.get("success") is True else None
+    if isinstance(result, dict):
+        return result
     raise ProviderError(f"{service} answered something unexpected for {what}.")

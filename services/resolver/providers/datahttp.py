@@ -1,6 +1,7 @@
 """Shared plumbing of the data-repository providers (zenodo, figshare, hydroshare,
-dataverse, ckan and doi): configured sites, DOIs, and an HTTP client that only
-talks to configured hosts and turns every failure into a message for a person.
+dataverse, ckan and doi): their base class, DOIs, and an HTTP client that only
+talks to configured hosts (services.runtime.hosts) and turns every failure into
+a message for a person.
 
 Every API base URL comes from settings.providers. A request to any other host,
 including one a redirect points at, is refused: the resolver only ever asks the
@@ -14,31 +15,26 @@ import hashlib
 import json
 import re
 import urllib.parse
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from http import HTTPStatus
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable
 
 import aiohttp
 import yarl
 
+from services.runtime.hosts import REDIRECT_STATUSES, USER_AGENT, Site, describe_url, status_text
+from services.runtime.settings import ProviderSettings
+
 from .base import ProviderError, ResolvedSource
 
 __all__ = [
-    "Site",
     "DataHttp",
+    "DataProvider",
+    "doi_with_record",
     "normalize_doi",
     "content_ref",
-    "describe_url",
     "epoch_of",
-    "sites_from",
-    "DoiTarget",
-    "resolve_via_doi",
-    "USER_AGENT",
 ]
 
-USER_AGENT = "binderflow (BinderHub-compatible; +https://mybinder.readthedocs.io)"
-_REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_HOPS = 6
 # Crossref's advice for matching DOIs, loosened to any non-space suffix.
 _DOI_RE = re.compile(r"^10\.\d{4,9}/\S+\Z")
@@ -74,96 +70,6 @@ def content_ref(provider: str, *parts: str) -> str:
     provider, the API it asked and the record's version are hashed into one.
     """
     return hashlib.sha1("\0".join((provider, *parts)).encode()).hexdigest()
-
-
-def describe_url(url: str) -> str:
-    """A URL shortened for messages: scheme, host and path, no query or credentials."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-@dataclass(frozen=True)
-class Site:
-    """One configured base URL (e.g. https://zenodo.org, https://data.example.org/ckan).
-
-    `subdomains` also accepts hosts below this one (ndownloader.figshare.com for
-    figshare.com, an institution's portal on a subdomain).
-    """
-
-    base: str
-    subdomains: bool = False
-
-    @property
-    def _parts(self) -> urllib.parse.SplitResult:
-        return urllib.parse.urlsplit(self.base.rstrip("/"))
-
-    @property
-    def prefix(self) -> str:
-        """The path the site lives under, without a trailing '/' ("" at the root)."""
-        return self._parts.path.rstrip("/")
-
-    @property
-    def host(self) -> str:
-        return (self._parts.hostname or "").lower()
-
-    def owns(self, url: str) -> bool:
-        """Is `url` on this site's host (and port)? The path is not looked at."""
-        try:
-            parts = urllib.parse.urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return False
-        if parts.scheme not in ("http", "https") or parts.username or parts.password:
-            return False
-        host = (parts.hostname or "").lower()
-        mine = self._parts
-        if host == self.host:
-            if (port or _default_port(parts.scheme)) == (mine.port or _default_port(mine.scheme)):
-                return True
-            # DOIs are often registered with http:// URLs of https:// sites (which redirect).
-            return parts.scheme == "http" and port in (None, 80) and mine.scheme == "https" and mine.port in (None, 443)
-        if self.subdomains and "." in self.host and not _is_ip(self.host):
-            return host.endswith("." + self.host) and port in (None, 80, 443)
-        return False
-
-    def path_of(self, url: str) -> str | None:
-        """The path of `url` below this site's prefix ("/records/1"), or None if elsewhere."""
-        if not self.owns(url):
-            return None
-        path = urllib.parse.urlsplit(url).path
-        prefix = self.prefix
-        if prefix and not (path == prefix or path.startswith(prefix + "/")):
-            return None
-        return path[len(prefix):] or "/"
-
-    def url(self, path: str) -> str:
-        """An absolute URL on this site: base + path ("/api/records/1")."""
-        return self.base.rstrip("/") + path
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
-
-
-def _is_ip(host: str) -> bool:
-    return bool(re.match(r"^[0-9.]+\Z", host)) or ":" in host
-
-
-def sites_from(urls: Iterable[str], subdomains: bool = False) -> list[Site]:
-    return [Site(u, subdomains) for u in urls if u]
-
-
-def _status_text(status: int) -> str:
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
 
 
 class DataHttp:
@@ -208,7 +114,7 @@ class DataHttp:
                 yarl.URL(url, encoded=True), allow_redirects=False, headers={"Accept": accept}
             ) as resp:
                 location = resp.headers.get("Location", "")
-                body = b"" if resp.status in _REDIRECTS else await _read_limited(resp, service, url)
+                body = b"" if resp.status in REDIRECT_STATUSES else await _read_limited(resp, service, url)
                 return resp.status, location, body
         except asyncio.TimeoutError:
             raise ProviderError(
@@ -227,7 +133,7 @@ class DataHttp:
             if not self.allows(url):
                 raise self._refuse(url)
             status, location, body = await self._send(url, service, accept)
-            if status in _REDIRECTS and location:
+            if status in REDIRECT_STATUSES and location:
                 target = urllib.parse.urljoin(url, location)
                 if not self.allows(target):
                     raise self._refuse(target, f"{service} redirected {describe_url(url)} to")
@@ -251,15 +157,15 @@ class DataHttp:
         where = describe_url(url)
         if status in (404, 410):
             detail = "was deleted" if status == 410 else "does not exist"
-            return f"{what} {detail} ({service} answered {_status_text(status)} for {where})."
+            return f"{what} {detail} ({service} answered {status_text(status)} for {where})."
         if status in (401, 403):
-            return f"{what} is not public: {service} answered {_status_text(status)} for {where}."
+            return f"{what} is not public: {service} answered {status_text(status)} for {where}."
         if status == 429:
             return f"{service} is limiting requests right now (429 Too Many Requests); try again in a few minutes."
         if status >= 500:
-            return f"{service} had a problem answering for {what} ({_status_text(status)} from {where}); try again later."
+            return f"{service} had a problem answering for {what} ({status_text(status)} from {where}); try again later."
         hint = _error_detail(body)
-        return f"{service} refused the request for {what} ({_status_text(status)} from {where}){': ' + hint if hint else ''}."
+        return f"{service} refused the request for {what} ({status_text(status)} from {where}){': ' + hint if hint else ''}."
 
     async def follow_doi(self, resolver: Site, doi: str, arrived: Callable[[str], bool]) -> str:
         """Where `doi` leads: the first URL `arrived` accepts, the first URL outside the
@@ -276,7 +182,7 @@ class DataHttp:
                 return url
             service = "the DOI resolver" if hop == 0 else self._service_of(url)
             status, location, body = await self._send(url, service, "text/html,application/json;q=0.9,*/*;q=0.8")
-            if status in _REDIRECTS and location:
+            if status in REDIRECT_STATUSES and location:
                 url = urllib.parse.urljoin(url, location)
                 continue
             if status == 200 and hop:
@@ -337,41 +243,95 @@ def epoch_of(timestamp: str) -> int:
     return int(parsed.timestamp())
 
 
-class DoiTarget(Protocol):
-    """A provider whose records a DOI can lead to (the `doi` provider dispatches on it)."""
+def doi_with_record(doi: str, marker: str, record_id: str) -> str:
+    """BinderHub's version DOI when a repository's API names none: `doi` with the part
+    after `marker` replaced by the record ("10.5281/zenodo.1", "zenodo", "2" ->
+    "10.5281/zenodo.2"), or `doi` itself when `marker` is not in it. Pure."""
+    return doi.split(marker)[0] + f"{marker}.{record_id}" if marker in doi else doi
 
-    name: str
-    display: str
-    example: str
+
+class DataProvider:
+    """Base of the data-repository providers (zenodo, figshare, hydroshare, dataverse, ckan).
+
+    Each serves records on configured `sites`, recognises their landing pages
+    (`claims`) and pins the record a landing page shows (`resolve_landing`); the
+    `doi` provider dispatches a DOI to whichever claims the page it leads to.
+    `resolve` takes BinderHub's DOI spec; hydroshare and ckan, whose specs are
+    ids or URLs, override it.
+    """
+
+    name = ""
+    display = ""
+    # A spec to show in messages (the part after "<name>/").
+    example = ""
+
+    def __init__(self, settings: ProviderSettings, sites: list[Site]) -> None:
+        self.settings = settings
+        self._sites = list(sites)
 
     def sites(self) -> list[Site]:
         """Where its records and APIs live."""
-        ...
+        return list(self._sites)
 
     def claims(self, url: str) -> bool:
         """Is `url` the landing page of one of its records? Pure."""
-        ...
+        raise NotImplementedError
 
     async def resolve_landing(self, http: DataHttp, doi: str, landing: str) -> ResolvedSource:
-        """Pin the record whose landing page is `landing`, reached from `doi`."""
-        ...
+        """Pin the record whose landing page is `landing`, reached from `doi` ("" when not reached by a DOI).
 
+        Only called with a URL this provider `claims`; ProviderError otherwise.
+        """
+        raise NotImplementedError
 
-async def resolve_via_doi(target: DoiTarget, settings: Any, spec: str) -> ResolvedSource:
-    """BinderHub's way for DOI specs: follow the DOI resolver to the record's page."""
-    doi = normalize_doi(spec, settings.doi_resolver_url)
-    if doi is None:
-        raise ProviderError(
-            f"The spec {spec!r} is not a DOI: the {target.name} provider expects a {target.display} DOI "
-            f"such as {target.name}/{target.example}"
-        )
-    resolver = Site(settings.doi_resolver_url)
-    async with DataHttp(target.display, [resolver, *target.sites()], settings.http_timeout_seconds) as http:
-        landing = await http.follow_doi(resolver, doi, target.claims)
-        if not target.claims(landing):
-            where = ", ".join(s.base for s in target.sites())
+    async def resolve(self, spec: str) -> ResolvedSource:
+        """BinderHub's way for DOI specs: follow the DOI resolver to the record's page."""
+        doi = normalize_doi(spec, self.settings.doi_resolver_url)
+        if doi is None:
             raise ProviderError(
-                f"The DOI {doi} leads to {describe_url(landing)}, which is not a {target.display} record "
-                f"(this Binder's {target.display}: {where}). Launch it as doi/{doi} to let the DOI pick the provider."
+                f"The spec {spec!r} is not a DOI: the {self.name} provider expects a {self.display} DOI "
+                f"such as {self.name}/{self.example}"
             )
-        return await target.resolve_landing(http, doi, landing)
+        resolver = Site(self.settings.doi_resolver_url)
+        async with DataHttp(self.display, [resolver, *self.sites()], self.settings.http_timeout_seconds) as http:
+            landing = await http.follow_doi(resolver, doi, self.claims)
+            if not self.claims(landing):
+                where = ", ".join(s.base for s in self.sites())
+                raise ProviderError(
+                    f"The DOI {doi} leads to {describe_url(landing)}, which is not a {self.display} record "
+                    f"(this Binder's {self.display}: {where}). Launch it as doi/{doi} to let the DOI pick the provider."
+                )
+            return await self.resolve_landing(http, doi, landing)
+
+    def doi_url(self, doi: str) -> str:
+        """Where the configured DOI resolver sends `doi`."""
+        return f"{self.settings.doi_resolver_url.rstrip('/')}/{doi}"
+
+    def pinned(
+        self,
+        *,
+        record_id: str,
+        site: Site,
+        repo_url: str,
+        ref_url: str,
+        clone_url: str,
+        persistent_spec: str,
+        slug: str = "",
+        version: tuple[str, ...] = (),
+    ) -> ResolvedSource:
+        """The source for one version of a record: `record_id` (BinderHub's resolved ref,
+        "3242074" or "9782777.v1") on `site`, fetched by the builder from `clone_url`.
+
+        The resolved ref hashes this provider, the site and `version` (default: the
+        record id), so the same version reached by any spec or DOI pins alike.
+        """
+        return ResolvedSource(
+            repo_url=repo_url,
+            ref=record_id,
+            resolved_ref=content_ref(self.name, site.base, *(version or (record_id,))),
+            ref_url=ref_url,
+            clone_url=clone_url,
+            persistent_spec=persistent_spec,
+            build_slug=f"{self.name}-{slug or record_id}",
+            content_provider=self.name,
+        )

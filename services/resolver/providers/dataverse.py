@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+from services.runtime.hosts import Site, sites_from
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, ResolvedSource
-from .datahttp import DataHttp, Site, content_ref, resolve_via_doi, sites_from
+from .datahttp import DataHttp, DataProvider
 
 __all__ = ["DataverseProvider", "persistent_id_of"]
 
@@ -39,17 +40,13 @@ def persistent_id_of(path: str, query: str) -> str | None:
     return None
 
 
-class DataverseProvider:
+class DataverseProvider(DataProvider):
     name = "dataverse"
     display = "Dataverse"
     example = "10.7910/DVN/TJCLKP"
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self.settings = settings
-        self._sites = sites_from(settings.dataverse_urls)
-
-    def sites(self) -> list[Site]:
-        return list(self._sites)
+        super().__init__(settings, sites_from(settings.dataverse_urls))
 
     def _located(self, url: str) -> tuple[Site, str] | None:
         for site in self._sites:
@@ -62,9 +59,6 @@ class DataverseProvider:
 
     def claims(self, url: str) -> bool:
         return self._located(url) is not None
-
-    async def resolve(self, spec: str) -> ResolvedSource:
-        return await resolve_via_doi(self, self.settings, spec)
 
     async def resolve_landing(self, http: DataHttp, doi: str, landing: str) -> ResolvedSource:
         located = self._located(landing)
@@ -85,19 +79,15 @@ class DataverseProvider:
             raise ProviderError(f"{what} has no published version yet (its latest version is a draft).")
         if not latest.get("files"):
             raise ProviderError(f"{what} version {major}.{minor} has no files.")
-        record_id = f"{dataset_id}.v{major}.{minor}"
         authority, identifier = str(data.get("authority") or ""), str(data.get("identifier") or "")
         resolved_spec = f"{authority}/{identifier}" if authority and identifier else doi
-        resolver = self.settings.doi_resolver_url.rstrip("/")
-        ref_url = data.get("persistentUrl") if isinstance(data.get("persistentUrl"), str) else f"{resolver}/{resolved_spec}"
-        slug = re.sub(r"[^a-z0-9]+", "-", (identifier or str(dataset_id)).lower()).strip("-")
-        return ResolvedSource(
+        persistent_url = data.get("persistentUrl")
+        return self.pinned(
+            record_id=f"{dataset_id}.v{major}.{minor}",
+            site=site,
             repo_url=doi,
-            ref=record_id,
-            resolved_ref=content_ref(self.name, site.base, record_id),
-            ref_url=ref_url,
+            ref_url=persistent_url if isinstance(persistent_url, str) else self.doi_url(resolved_spec),
             clone_url=site.url(f"/api/datasets/{dataset_id}/versions/{major}.{minor}"),
             persistent_spec=resolved_spec,
-            build_slug=f"dataverse-{slug}",
-            content_provider=self.name,
+            slug=re.sub(r"[^a-z0-9]+", "-", (identifier or str(dataset_id)).lower()).strip("-"),
         )

@@ -6,6 +6,10 @@ provider, and a repository page on the configured GitHub or GitLab by the `gh`
 or `gl` provider (or `git` when those are not served). A DOI leading anywhere
 else is refused without fetching the page.
 
+The source is the one the provider it leads to pins, so a `doi/…` launch uses
+(and builds) the same environment as the direct `zenodo/…`, `gh/…`, … link:
+environments are named by what is fetched (domain.environment_name).
+
 The persistent spec stays a DOI so that `v2/doi/<persistent spec>` launches the
 same content again: the version DOI where the record has one, otherwise the DOI
 as given (HydroShare resources, CKAN datasets and Git repositories carry no
@@ -19,11 +23,12 @@ from typing import Callable, Mapping
 
 import msgspec
 
+from services.runtime.hosts import Site, describe_url
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, RepoProvider, ResolvedSource
 from .ckan import CKANProvider
-from .datahttp import DataHttp, DoiTarget, Site, describe_url, normalize_doi
+from .datahttp import DataHttp, DataProvider, normalize_doi
 from .dataverse import DataverseProvider
 from .figshare import FigshareProvider
 from .hydroshare import HydroshareProvider
@@ -38,7 +43,7 @@ class DoiProvider:
     def __init__(self, settings: ProviderSettings, providers: Callable[[], Mapping[str, RepoProvider]] | None = None) -> None:
         """`providers` returns this resolver's providers by prefix, for DOIs leading to Git hosts."""
         self.settings = settings
-        self.targets: list[DoiTarget] = [
+        self.targets: list[DataProvider] = [
             ZenodoProvider(settings),
             FigshareProvider(settings),
             HydroshareProvider(settings),
@@ -52,7 +57,7 @@ class DoiProvider:
     def _enabled(self, prefix: str) -> bool:
         return prefix in self.settings.enabled
 
-    def served_targets(self) -> list[DoiTarget]:
+    def served_targets(self) -> list[DataProvider]:
         return [t for t in self.targets if self._enabled(t.name)]
 
     def git_target(self, url: str) -> tuple[str, str] | None:

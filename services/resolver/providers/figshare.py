@@ -9,10 +9,11 @@ BinderHub assumes version 1.
 
 from __future__ import annotations
 
+from services.runtime.hosts import Site
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, ResolvedSource
-from .datahttp import DataHttp, Site, content_ref, normalize_doi, resolve_via_doi
+from .datahttp import DataHttp, DataProvider, doi_with_record, normalize_doi
 
 __all__ = ["FigshareProvider", "parse_article_url"]
 
@@ -34,7 +35,7 @@ def parse_article_url(path: str) -> tuple[str, str | None] | None:
     return None
 
 
-class FigshareProvider:
+class FigshareProvider(DataProvider):
     """figshare.com (and its subdomains) with its API at settings.figshare_api_url."""
 
     name = "figshare"
@@ -42,12 +43,9 @@ class FigshareProvider:
     example = "10.6084/m9.figshare.9782777.v1"
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self.settings = settings
         self.site = Site(settings.figshare_url, subdomains=True)
         self.api = Site(settings.figshare_api_url)
-
-    def sites(self) -> list[Site]:
-        return [self.site, self.api]
+        super().__init__(settings, [self.site, self.api])
 
     def article_of(self, url: str) -> tuple[str, str | None] | None:
         path = self.site.path_of(url)
@@ -55,9 +53,6 @@ class FigshareProvider:
 
     def claims(self, url: str) -> bool:
         return self.article_of(url) is not None
-
-    async def resolve(self, spec: str) -> ResolvedSource:
-        return await resolve_via_doi(self, self.settings, spec)
 
     async def resolve_landing(self, http: DataHttp, doi: str, landing: str) -> ResolvedSource:
         found = self.article_of(landing)
@@ -77,16 +72,12 @@ class FigshareProvider:
         record_id = f"{article_id}.v{version}"
         version_doi = normalize_doi(str(article.get("doi") or ""))
         if version_doi is None or not version_doi.lower().endswith(f".v{version}"):
-            # BinderHub's rule: the DOI with its article part replaced by "<id>.v<version>".
-            version_doi = doi.split("figshare")[0] + "figshare." + record_id if "figshare" in doi else doi
-        resolver = self.settings.doi_resolver_url.rstrip("/")
-        return ResolvedSource(
+            version_doi = doi_with_record(doi, "figshare", record_id)
+        return self.pinned(
+            record_id=record_id,
+            site=self.api,
             repo_url=doi,
-            ref=record_id,
-            resolved_ref=content_ref(self.name, self.api.base, record_id),
-            ref_url=f"{resolver}/{version_doi}",
+            ref_url=self.doi_url(version_doi),
             clone_url=self.api.url(f"/articles/{article_id}/versions/{version}"),
             persistent_spec=version_doi,
-            build_slug=f"figshare-{record_id}",
-            content_provider=self.name,
         )

@@ -25,7 +25,7 @@ from services.runtime.settings import ProviderSettings
 
 from ..metrics import GITHUB_RATE_LIMIT_REMAINING
 from .base import ProviderError, ResolvedSource
-from .http import ApiClient, ApiResponse
+from .http import ApiClient, ApiResponse, answer_error
 
 __all__ = [
     "GitHubProvider",
@@ -166,14 +166,9 @@ class GitHubApi:
             if retry is not None:
                 raise ProviderError(f"GitHub asked this Binder to slow down (secondary rate limit); try again in {math.ceil(retry / 60)} minutes.")
             raise ProviderError(f"GitHub refused access to {what} ({resp.status}: {self._api_message(resp)})")
-        if resp.status == 401:
-            log.error("the GitHub API refused the configured token (401)")
-            raise ProviderError("The GitHub API refused this Binder's credentials (401 Bad credentials); please tell the Binder's administrators.")
         if resp.status == 409:
             raise ProviderError(f"The GitHub repository {what} is empty: it has no commits to launch.")
-        if resp.status >= 500:
-            raise ProviderError(f"The GitHub API failed with {resp.status} while looking up {what}; GitHub may be having problems, try again in a few minutes.")
-        raise ProviderError(f"Unexpected answer {resp.status} from the GitHub API while looking up {what}")
+        raise answer_error("GitHub", resp.status, what)
 
     @staticmethod
     def _api_message(resp: ApiResponse) -> str:

@@ -9,7 +9,6 @@ PRIVATE-TOKEN header, never in a URL, log line or message.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import urllib.parse
@@ -19,11 +18,9 @@ from services.runtime.gitcmd import SHA_RE, GitError, check_ref
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, ResolvedSource
-from .http import ApiClient, ApiResponse
+from .http import ApiClient, ApiResponse, answer_error
 
 __all__ = ["GitLabProvider", "parse_gl_spec", "gitlab_build_slug"]
-
-log = logging.getLogger(__name__)
 
 # A GitLab group or project path segment: letters, digits, '_', '-', '.'; it
 # starts with a letter, digit or '_' and does not end in '.git' or '.atom'.
@@ -106,14 +103,9 @@ class GitLabProvider:
             return sha
         if resp.status == 429:
             raise ProviderError(f"GitLab API rate limit exceeded for this Binder; {_retry_hint(resp)}.")
-        if resp.status == 401:
-            log.error("the GitLab API refused the configured token (401)")
-            raise ProviderError("The GitLab API refused this Binder's credentials (401 Unauthorized); please tell the Binder's administrators.")
         if resp.status == 403:
             raise ProviderError(f"GitLab refused access to {namespace} (403 Forbidden)")
-        if resp.status >= 500:
-            raise ProviderError(f"The GitLab API failed with {resp.status} while looking up {namespace}; GitLab may be having problems, try again in a few minutes.")
-        raise ProviderError(f"Unexpected answer {resp.status} from the GitLab API while looking up {namespace}")
+        raise answer_error("GitLab", resp.status, namespace)
 
     async def resolve(self, spec: str) -> ResolvedSource:
         namespace, ref = parse_gl_spec(spec)

@@ -25,13 +25,14 @@ import aiohttp
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from services.runtime.hosts import REDIRECT_STATUSES, status_text
+
 from .base import ProviderError
 
-__all__ = ["ApiClient", "ApiResponse", "ResponseCache", "CachedBody"]
+__all__ = ["ApiClient", "ApiResponse", "ResponseCache", "CachedBody", "answer_error"]
 
 log = logging.getLogger(__name__)
 
-_REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 3
 
 
@@ -184,7 +185,7 @@ class ApiClient:
         for _ in range(_MAX_REDIRECTS + 1):
             log.debug("%s: GET %s", self.name, url)
             async with session.get(yarl.URL(url, encoded=True), headers=dict(extra), allow_redirects=False) as resp:
-                if resp.status in _REDIRECTS and "Location" in resp.headers:
+                if resp.status in REDIRECT_STATUSES and "Location" in resp.headers:
                     target = urllib.parse.urljoin(url, resp.headers["Location"])
                     if _origin(target) != origin:
                         # Never carry credentials to another host.
@@ -204,3 +205,20 @@ class ApiClient:
                 raise ProviderError(f"{self.name} sent an answer larger than {self.max_body_bytes // (1024 * 1024)} MiB")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def answer_error(site: str, status: int, what: str) -> ProviderError:
+    """What to tell a person when `site`'s API ("GitHub") answered a lookup of `what`
+    with a status its provider has no better words for: refused credentials, a
+    server error, anything else unexpected."""
+    if status == 401:
+        # The operator's token is wrong or revoked: their problem, so it is logged for them.
+        log.error("the %s API refused the configured token (401)", site)
+        return ProviderError(
+            f"The {site} API refused this Binder's credentials ({status_text(status)}); please tell the Binder's administrators."
+        )
+    if status >= 500:
+        return ProviderError(
+            f"The {site} API failed with {status} while looking up {what}; {site} may be having problems, try again in a few minutes."
+        )
+    return ProviderError(f"Unexpected answer {status} from the {site} API while looking up {what}")

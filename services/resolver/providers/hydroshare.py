@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+from services.runtime.hosts import Site, describe_url
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, ResolvedSource
-from .datahttp import DataHttp, Site, content_ref, describe_url, epoch_of
+from .datahttp import DataHttp, DataProvider, epoch_of
 
 __all__ = ["HydroshareProvider"]
 
@@ -22,17 +23,14 @@ _ID_RE = re.compile(r"(?<![0-9a-f])([0-9a-f]{32})(?![0-9a-f])")
 _LANDING_RE = re.compile(r"^/resource/([0-9a-f]{32})/?\Z")
 
 
-class HydroshareProvider:
+class HydroshareProvider(DataProvider):
     name = "hydroshare"
     display = "HydroShare"
     example = "https://www.hydroshare.org/resource/<resource id>"
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self.settings = settings
         self.site = Site(settings.hydroshare_url)
-
-    def sites(self) -> list[Site]:
-        return [self.site]
+        super().__init__(settings, [self.site])
 
     def parse_spec(self, spec: str) -> str:
         """The resource id in a spec: the id itself, or a HydroShare URL containing it."""
@@ -76,15 +74,12 @@ class HydroshareProvider:
             version = epoch_of(modified)
         except ValueError:
             raise ProviderError(f"HydroShare gave {what} a modification time that is not a date: {modified[:40]!r}") from None
-        record_id = f"{resource_id}.v{version}"
         repo_url = self.site.url(f"/resource/{resource_id}")
-        return ResolvedSource(
+        return self.pinned(
+            record_id=f"{resource_id}.v{version}",
+            site=self.site,
             repo_url=repo_url,
-            ref=record_id,
-            resolved_ref=content_ref(self.name, self.site.base, record_id),
             ref_url=repo_url,
             clone_url=self.site.url(f"/django_irods/download/bags/{resource_id}"),
             persistent_spec=resource_id,
-            build_slug=f"hydroshare-{record_id}",
-            content_provider=self.name,
         )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from services.runtime.hosts import Site
 from services.runtime.settings import ProviderSettings
 
 from .base import ProviderError, ResolvedSource
-from .datahttp import DataHttp, Site, content_ref, normalize_doi, resolve_via_doi
+from .datahttp import DataHttp, DataProvider, doi_with_record, normalize_doi
 
 __all__ = ["ZenodoProvider", "zenodo_files"]
 
@@ -33,7 +34,7 @@ def zenodo_files(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in files or [] if isinstance(f, dict)]
 
 
-class ZenodoProvider:
+class ZenodoProvider(DataProvider):
     """Zenodo (or another InvenioRDM installation at settings.zenodo_url)."""
 
     name = "zenodo"
@@ -41,11 +42,8 @@ class ZenodoProvider:
     example = "10.5281/zenodo.3242074"
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self.settings = settings
         self.site = Site(settings.zenodo_url)
-
-    def sites(self) -> list[Site]:
-        return [self.site]
+        super().__init__(settings, [self.site])
 
     def record_id_of(self, url: str) -> str | None:
         """The record id of a record page URL (…/records/123 or the older …/record/123). Pure."""
@@ -55,9 +53,6 @@ class ZenodoProvider:
 
     def claims(self, url: str) -> bool:
         return self.record_id_of(url) is not None
-
-    async def resolve(self, spec: str) -> ResolvedSource:
-        return await resolve_via_doi(self, self.settings, spec)
 
     async def resolve_landing(self, http: DataHttp, doi: str, landing: str) -> ResolvedSource:
         record_id = self.record_id_of(landing)
@@ -75,17 +70,12 @@ class ZenodoProvider:
                 "(its files may be restricted, or the record holds metadata only)."
             )
         version_doi = normalize_doi(str(record.get("doi") or (record.get("metadata") or {}).get("doi") or ""))
-        if version_doi is None:
-            # BinderHub's rule: the DOI with its record number replaced by the resolved one.
-            version_doi = doi.split("zenodo")[0] + "zenodo." + found if "zenodo" in doi else doi
-        resolver = self.settings.doi_resolver_url.rstrip("/")
-        return ResolvedSource(
+        version_doi = version_doi or doi_with_record(doi, "zenodo", found)
+        return self.pinned(
+            record_id=found,
+            site=self.site,
             repo_url=doi,
-            ref=found,
-            resolved_ref=content_ref(self.name, self.site.base, found),
-            ref_url=f"{resolver}/{version_doi}",
+            ref_url=self.doi_url(version_doi),
             clone_url=self.site.url(f"/api/records/{found}"),
             persistent_spec=version_doi,
-            build_slug=f"zenodo-{found}",
-            content_provider=self.name,
         )
