@@ -30,7 +30,7 @@ from services.runtime.bus import EventPublisher
 from services.runtime.service import metrics_response, new_id
 from services.runtime.settings import GatewaySettings, Settings
 
-from .fanout import LaunchFanout, SlowWatcher, launch_exists
+from .fanout import EventLogUnavailable, LaunchFanout, SlowWatcher, launch_exists
 from .health import ServiceSightings
 from .launch_metrics import LaunchMetrics, Metric, Observation
 from .metrics import (
@@ -327,8 +327,12 @@ async def _resume(request: web.Request, state: GatewayState, point: ResumePoint)
     """Continue an existing launch's stream from `point`, or None when it cannot be resumed."""
     if state.sealer is None or not state.sealer.check_watch_key(point.launch_id, point.watch_key):
         return None
-    if not await launch_exists(state.fanout.js, state.subjects, point.launch_id):
-        return None
+    try:
+        if not await launch_exists(state.fanout.js, state.subjects, point.launch_id):
+            return None
+    except EventLogUnavailable as exc:
+        log.warning("launch %s: cannot resume, the event log does not answer: %s", point.launch_id, exc)
+        return failed_event_response(503, "The event log is not answering right now; reconnect in a moment to resume this launch")
     log.info("launch %s: client resumes after %d", point.launch_id, point.after_seq)
     return await _stream_launch(request, state, point.launch_id, point.after_seq, False, None)
 
@@ -410,7 +414,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
         key = key or point.watch_key
     if state.sealer is None or not state.sealer.check_watch_key(launch_id, key):
         raise web.HTTPForbidden(text="This launch's watch key is missing or wrong: use the X-Binderflow-Watch-Url its stream gave\n")
-    if not await launch_exists(state.fanout.js, state.subjects, launch_id):
+    try:
+        exists = await launch_exists(state.fanout.js, state.subjects, launch_id)
+    except EventLogUnavailable as exc:
+        log.warning("launch %s: cannot attach, the event log does not answer: %s", launch_id, exc)
+        raise web.HTTPServiceUnavailable(text="The event log is not answering right now; try again in a moment\n", headers={"Retry-After": "2"})
+    if not exists:
         raise web.HTTPNotFound(text=f"No launch {launch_id} in the event log (never started, or older than its retention)\n")
     after = point.after_seq if point is not None and point.launch_id == launch_id else 0
     return await _stream_launch(request, state, launch_id, after, False, None)

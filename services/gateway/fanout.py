@@ -21,12 +21,13 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
+from nats.js.errors import NotFoundError
 
 from schemas import FACT_KINDS, TERMINAL_PHASES, AnyEvent, Subjects, decode_event
 
 from .metrics import OPEN_STREAMS, WATCHED_LAUNCHES
 
-__all__ = ["LaunchFanout", "Watcher", "SlowWatcher", "LoggedEvent", "launch_exists"]
+__all__ = ["LaunchFanout", "Watcher", "SlowWatcher", "LoggedEvent", "launch_exists", "EventLogUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,24 @@ class _Channel:
         self.watchers: set[Watcher] = set()
 
 
+class EventLogUnavailable(Exception):
+    """The event log could not be asked (NATS down or overloaded)."""
+
+
 async def launch_exists(js: JetStreamContext, subjects: Subjects, launch_id: str) -> bool:
-    """Whether the event log holds anything of `launch_id` (it may have aged out)."""
+    """Whether the event log holds `launch_id` (it may never have existed, or have aged out).
+
+    Every launch's first event is on its events subject, so a direct get of the
+    last message there answers without creating a consumer. Raises
+    EventLogUnavailable when the log cannot be asked.
+    """
     try:
-        info = await js.stream_info(subjects.events_stream, subjects_filter=subjects.launch_all(launch_id))
-    except Exception as exc:  # noqa: BLE001 - an unreachable log is "unknown", said by the caller
-        log.warning("cannot look up launch %s: %s", launch_id, exc)
+        await js.get_last_msg(subjects.events_stream, subjects.launch_events(launch_id), direct=True)
+    except NotFoundError:
         return False
-    return bool(info.state.subjects)
+    except Exception as exc:
+        raise EventLogUnavailable(str(exc) or type(exc).__name__) from exc
+    return True
 
 
 class LaunchFanout:

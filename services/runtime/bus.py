@@ -101,6 +101,7 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
             max_age=events.max_age_seconds,
             max_bytes=events.max_bytes,
             max_msgs_per_subject=events.max_msgs_per_subject,
+            max_consumers=events.max_consumers,
             discard=jsapi.DiscardPolicy.OLD,
             duplicate_window=events.duplicate_window_seconds,
             allow_direct=True,

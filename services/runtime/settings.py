@@ -204,6 +204,11 @@ class EventLogSettings(_Section, frozen=True, kw_only=True):
     max_msgs_per_subject: int = 200_000
     # Window in which a republished event (same id) is dropped as a duplicate.
     duplicate_window_seconds: float = 120.0
+    # Consumers the event-log stream allows: each gateway process holds one per
+    # launch it streams (plus short-lived readers). nats-server >= 2.15 caps a
+    # stream at 1000 unless the stream says otherwise, which would cap a whole
+    # installation at 1000 watched launches.
+    max_consumers: int = 100_000
     commands_max_age_seconds: float = 7 * 24 * 3600.0
     commands_max_bytes: int = 256 * 1024 * 1024
     # Key that seals Jupyter tokens in the log (32 bytes, base64). Empty: a key
@@ -397,7 +402,8 @@ def _check(settings: Settings) -> None:
             f"invalid setting 'telemetry.exporter': {settings.telemetry.exporter!r}; use none, console or otlp"
         )
     for name, number in (("events.max_age_seconds", settings.events.max_age_seconds), ("events.max_bytes", settings.events.max_bytes),
-                         ("events.max_msgs_per_subject", settings.events.max_msgs_per_subject)):
+                         ("events.max_msgs_per_subject", settings.events.max_msgs_per_subject),
+                         ("events.max_consumers", settings.events.max_consumers)):
         if number <= 0:
             raise SettingsError(f"invalid setting '{name}': {number} must be positive")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

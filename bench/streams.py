@@ -1,0 +1,164 @@
+"""What an open event stream costs a gateway, and how fast streams catch up.
+
+Starts a private nats-server and one real gateway process on 127.0.0.1, writes
+synthetic launches into the event log with the production publisher, then opens
+many SSE streams through the gateway's attach URL and measures:
+
+- shared:   N clients watching ONE launch (one JetStream consumer, fanned out);
+- distinct: N clients watching N launches (one consumer per launch);
+- resume:   N clients reconnecting half-way through N launches with Last-Event-ID.
+
+The shared row is the baseline of the same run: the difference to `distinct`
+is what a consumer per launch costs. Launches are left unfinished, so streams
+stay open while the gateway's memory is sampled.
+
+    python -m bench streams [--clients N] [--events E]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from schemas import BuildLogged, LaunchRequested, Subjects
+from services.runtime.bus import EventPublisher, connect, ensure_streams
+from services.runtime.embedded import start_nats_server
+from services.runtime.sealing import load_sealer
+from services.runtime.settings import load_settings
+from services.runtime.sse import read_sse
+from tests.harness import Pipeline, stop_process, wait_http
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _write_launches(publisher: EventPublisher, count: int, events: int) -> list[str]:
+    now = datetime.now(timezone.utc)
+    ids = []
+    for _ in range(count):
+        lid = uuid.uuid4().hex
+        ids.append(lid)
+        await publisher.event(LaunchRequested(launch_id=lid, event_id=f"{lid}.gateway.requested", timestamp=now, provider="git", spec="bench/main"))
+        for i in range(events):
+            await publisher.event(BuildLogged(launch_id=lid, event_id=f"{lid}.build.b.{i}", timestamp=now, message=f"line {i} " + "x" * 60 + "\n"))
+    return ids
+
+
+async def _watch(session: aiohttp.ClientSession, url: str, want: int, last_event_id: str | None, done: list[float], hold: asyncio.Event) -> None:
+    """Read `want` events, note the time, then keep the stream open until `hold` is set."""
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    got = 0
+    async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as resp:
+        resp.raise_for_status()
+        async for event in read_sse(resp.content):
+            got += 1
+            if got >= want:
+                done.append(time.monotonic())
+                await hold.wait()
+                return
+    raise RuntimeError(f"stream ended after {got} of {want} events")
+
+
+async def _scenario(gateway: str, pid: int, urls: list[str], want: int, resume_ids: list[str] | None = None) -> tuple[float, float, float]:
+    """(seconds until every client has its events, gateway RSS MiB with all open, events/s)."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        hold = asyncio.Event()
+        started = time.monotonic()
+        done: list[float] = []
+
+        tasks = [
+            asyncio.create_task(_watch(session, urls[i], want, resume_ids[i] if resume_ids else None, done, hold))
+            for i in range(len(urls))
+        ]
+        while len(done) < len(urls):
+            await asyncio.sleep(0.05)
+            for t in tasks:
+                if t.done() and t.exception():
+                    raise t.exception()  # type: ignore[misc]
+        seconds = max(done) - started
+        rss = _rss_mib(pid)
+        hold.set()
+        await asyncio.gather(*tasks)
+    return seconds, rss, len(urls) * want / seconds
+
+
+async def _run(clients: int, events: int) -> list[tuple[str, int, float, float, float]]:
+    tmp = Path(tempfile.mkdtemp(prefix="binderflow-bench-streams-"))
+    nats, nats_url, _ = start_nats_server(tmp / "nats")
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    (tmp / "data").mkdir()
+    (tmp / "logs").mkdir()
+    settings = load_settings(environ={"BINDERFLOW_DATA_DIR": str(tmp / "data"), "BINDERFLOW_SUBJECT_PREFIX": prefix})
+    sealer = load_sealer(settings)
+    nc = await connect(nats_url, "bench")
+    js = nc.jetstream()
+    subjects = Subjects(prefix)
+    await ensure_streams(js, subjects, settings)
+    publisher = EventPublisher(js, subjects)
+    pipeline = Pipeline(nats_url, prefix, tmp / "data", "http://127.0.0.1:9/", tmp / "logs")
+    rows = []
+    try:
+        shared = (await _write_launches(publisher, 1, events))[0]
+        distinct = await _write_launches(publisher, clients, events)
+        (gateway,) = pipeline.start("gateway")
+        wait_http(pipeline.gateway_url + "/health", 60, status=None)
+        base = pipeline.gateway_url
+        idle = _rss_mib(gateway.pid)
+        rows.append(("gateway idle", 0, 0.0, idle, 0.0))
+
+        def attach(lid: str) -> str:
+            return f"{base}/launches/{lid}/events?key={sealer.watch_key(lid)}"
+
+        want = events  # the log lines (the requested fact is not sent to clients)
+        s, rss, rate = await _scenario(base, gateway.pid, [attach(shared)] * clients, want)
+        rows.append(("shared: N clients, 1 launch", clients, s, rss, rate))
+        s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want)
+        rows.append(("distinct: N clients, N launches", clients, s, rss, rate))
+        # Resume half-way: ask where each launch's middle event is, then reconnect after it.
+        halfway = []
+        for lid in distinct:
+            info = await js.get_last_msg(subjects.events_stream, subjects.launch_log(lid))
+            halfway.append(f"{lid}:{info.seq - want // 2}:{sealer.watch_key(lid)}")
+        s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want // 2, halfway)
+        rows.append(("resume: N clients from half-way", clients, s, rss, rate))
+    finally:
+        await nc.close()
+        pipeline.stop()
+        stop_process(nats)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench streams", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--events", type=int, default=50, help="log lines per launch")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    rows = asyncio.run(_run(args.clients, args.events))
+    table = Table(title=f"Open event streams through one gateway ({args.events} events per launch)")
+    for col in ("scenario", "clients", "all caught up (s)", "gateway RSS (MiB)", "events/s"):
+        table.add_column(col, justify="right" if col != "scenario" else "left")
+    for name, n, s, rss, rate in rows:
+        table.add_row(name, str(n), f"{s:.2f}" if s else "-", f"{rss:.0f}", f"{rate:,.0f}" if rate else "-")
+    Console(width=120).print(table)
+
+
+if __name__ == "__main__":
+    main()
