@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady, StartServer
+from schemas import BuildEnded, BuildImage, BuildLogged, BuildStarted, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady, StartServer
 from schemas.events import PhaseEvent
 from services.runtime.build_only import build_only_ready_event
 
 from .executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
 
-__all__ = ["event_for_progress", "start_after_build", "build_failed", "build_only_ready"]
+__all__ = ["event_for_progress", "start_after_build", "build_failed", "build_only_ready", "build_started", "build_ended"]
 
 
 def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: BuildProgress, now: datetime) -> PhaseEvent:
@@ -65,3 +65,41 @@ def build_only_ready(command: BuildImage, was_cached: bool, now: datetime) -> Se
     lid = command.launch_id
     message = "Done! Found built image\n" if was_cached else "Done! Image built\n"
     return build_only_ready_event(lid, f"{lid}.build.ready", command.request, command.repo, message, now)
+
+
+def build_started(command: BuildImage, build_id: str, now: datetime) -> BuildStarted:
+    """The fact that build attempt `build_id` of this launch began; its log is on this launch.
+
+    Its id names the attempt, so a publish retried within the attempt is stored once.
+    """
+    lid = command.launch_id
+    image = command.repo.image_name
+    return BuildStarted(
+        launch_id=lid,
+        event_id=f"{lid}.build.{build_id}.started",
+        timestamp=now,
+        message=f"Building {image}\n",
+        build_id=build_id,
+        image_name=image,
+        repo_url=command.repo.repo_url,
+        log_launch_id=lid,
+    )
+
+
+def build_ended(command: BuildImage, build_id: str, status: str, seconds: float, now: datetime, reason: str = "") -> BuildEnded:
+    """The fact that build attempt `build_id` ended: status "success", "failure" or "cached".
+
+    `reason` (for a failure) becomes the message, so the log says why on its own.
+    """
+    lid = command.launch_id
+    return BuildEnded(
+        launch_id=lid,
+        event_id=f"{lid}.build.{build_id}.ended",
+        timestamp=now,
+        message=reason,
+        build_id=build_id,
+        image_name=command.repo.image_name,
+        status=status,
+        seconds=round(seconds, 3),
+        repo_url=command.repo.repo_url,
+    )

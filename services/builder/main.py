@@ -9,13 +9,15 @@ from services.runtime.settings import Settings
 from services.runtime.worker import Worker
 
 from .executors import make_executor
-from .handlers import BuilderHandlers
+from .handlers import BuilderHandlers, ClaimBucket
 from .metrics import preset
 
 
 async def serve(settings: Settings) -> None:
     async with ServiceRuntime("builder", settings, settings.builder.http_port) as rt:
         preset()
-        handlers = BuilderHandlers(rt.publisher, rt.subjects, make_executor(settings, policy_from_settings(settings)))
+        claims = await ClaimBucket.open(rt.js, rt.subjects)
+        executor = make_executor(settings, policy_from_settings(settings))
+        handlers = BuilderHandlers(rt.publisher, rt.subjects, executor, rt.js, claims, rt.instance)
         worker = Worker(rt.js, rt.subjects, "builder", BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds, settings.ack_wait_seconds)
         await worker.run(rt.stopping)
