@@ -1,4 +1,4 @@
-"""Service lifecycle: connect, set up streams, serve /health and /metrics, beat, stop on a signal."""
+"""Service lifecycle: set up tracing, connect, set up streams, serve /health and /metrics, beat, stop on a signal."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas import Heartbeat, Subjects
 
+from . import telemetry
 from .bus import EventPublisher, connect, ensure_streams
 from .metrics import SERVICE_UP, preset_worker_labels
 from .settings import Settings
@@ -70,11 +72,13 @@ class ServiceRuntime:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.health_checks: list[Callable[[], Awaitable[dict[str, object]]]] = []
+        self._tracer_provider: TracerProvider | None = None
 
     async def __aenter__(self) -> "ServiceRuntime":
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        self._tracer_provider = telemetry.setup_tracing(self.settings, self.service, self.instance)
         self.nc = await connect(self.settings.nats_url, f"binderflow-{self.service}-{self.instance}")
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, self.subjects, self.settings)
@@ -97,6 +101,8 @@ class ServiceRuntime:
             await self.nc.drain()
         except Exception:
             pass
+        # Last, so the spans of commands finished while draining are exported too.
+        await telemetry.shutdown_tracing(self._tracer_provider)
         log.info("%s %s stopped", self.service, self.instance)
 
     async def _start_http(self, port: int) -> None:

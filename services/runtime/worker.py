@@ -4,23 +4,28 @@ All replicas of a service bind to one durable consumer, so adding a replica adds
 capacity and each command is handled by one replica at a time. Acks are explicit;
 long handlers send in-progress acks so JetStream does not hand their command to
 another replica; a failing command is retried a bounded number of times and the
-last try reports the failure to the client through `give_up`.
+last try reports the failure to the client through `give_up`. Each command is
+handled inside a span that continues the trace its message's headers carry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Awaitable, Callable, Generic, TypeVar
 
 import msgspec
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from schemas import Subjects
 from schemas.commands import Command, decode_command
 
+from . import telemetry
 from .bus import WORKER_ACK_WAIT_SECONDS, WORKER_MAX_DELIVER, ensure_consumer
 from .metrics import WORKER_COMMAND_SECONDS, WORKER_COMMANDS, WorkerOutcome
 
@@ -31,6 +36,9 @@ log = logging.getLogger(__name__)
 C = TypeVar("C", bound=Command)
 Handler = Callable[[C], Awaitable[None]]
 GiveUp = Callable[[C, BaseException], Awaitable[None]]
+
+# What became of a command, on its span as on the binderflow_worker_commands metric.
+_OUTCOME_ATTRIBUTE = "binderflow.outcome"
 
 
 class Worker(Generic[C]):
@@ -56,6 +64,8 @@ class Worker(Generic[C]):
         self._give_up = give_up
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tracer = trace.get_tracer(f"binderflow.{service}")
+        self._span_name = _span_name(service, command_type)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fetch and handle commands until `stopping` is set, then wait for in-flight work."""
@@ -110,46 +120,85 @@ class Worker(Generic[C]):
 
     async def _process(self, msg) -> None:  # type: ignore[no-untyped-def]
         started = time.monotonic()
-        try:
+        # The publisher of this command put its span's context in the headers, so
+        # this span joins the launch's trace as that span's child.
+        with self._tracer.start_as_current_span(
+            self._span_name,
+            context=telemetry.extract(msg.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": self._subjects.durable_for(self._service),
+            },
+            # Outcomes are recorded by hand below: a retried command is an error
+            # worth seeing, a cancelled one (shutdown, handed on) is not.
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
             try:
-                command = decode_command(msg.data)
-                if not isinstance(command, self._type):
-                    raise msgspec.ValidationError(f"expected {self._type.__name__}, got {type(command).__name__}")
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                # A malformed command will never succeed: drop it, loudly.
-                log.error("dropping malformed command on %s: %s", msg.subject, exc)
-                WORKER_COMMANDS.labels(self._service, WorkerOutcome.MALFORMED.value).inc()
-                await msg.term()
-                return
-            keep_alive = asyncio.create_task(self._keep_alive(msg))
-            try:
-                await self._handle(command)
-            except asyncio.CancelledError:
-                # Shutting down mid-command: hand it to another replica now.
-                WORKER_COMMANDS.labels(self._service, WorkerOutcome.REQUEUED.value).inc()
-                try:
-                    await asyncio.shield(msg.nak())
-                except Exception:
-                    pass
-                raise
-            except Exception as exc:
-                attempts = msg.metadata.num_delivered
-                if attempts >= WORKER_MAX_DELIVER:
-                    log.exception("giving up on %s for launch %s after %d tries", type(command).__name__, command.launch_id, attempts)
-                    WORKER_COMMANDS.labels(self._service, WorkerOutcome.GAVE_UP.value).inc()
-                    try:
-                        await self._give_up(command, exc)
-                    finally:
-                        await msg.term()
-                else:
-                    log.warning("%s for launch %s failed (try %d): %r; retrying", type(command).__name__, command.launch_id, attempts, exc)
-                    WORKER_COMMANDS.labels(self._service, WorkerOutcome.RETRIED.value).inc()
-                    await msg.nak(delay=min(2.0 * attempts, 10.0))
-            else:
-                WORKER_COMMANDS.labels(self._service, WorkerOutcome.DONE.value).inc()
-                await msg.ack()
+                await self._process_in_span(msg, span)
             finally:
-                keep_alive.cancel()
+                WORKER_COMMAND_SECONDS.labels(self._service).observe(time.monotonic() - started)
+                self._slots.release()
+
+    async def _process_in_span(self, msg, span: Span) -> None:  # type: ignore[no-untyped-def]
+        try:
+            command = decode_command(msg.data)
+            if not isinstance(command, self._type):
+                raise msgspec.ValidationError(f"expected {self._type.__name__}, got {type(command).__name__}")
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            # A malformed command will never succeed: drop it, loudly.
+            log.error("dropping malformed command on %s: %s", msg.subject, exc)
+            WORKER_COMMANDS.labels(self._service, WorkerOutcome.MALFORMED.value).inc()
+            _mark_failed(span, WorkerOutcome.MALFORMED, exc)
+            await msg.term()
+            return
+        attempts = msg.metadata.num_delivered
+        span.set_attributes(
+            {"binderflow.launch_id": command.launch_id, "binderflow.command_id": command.command_id, "binderflow.delivery_attempt": attempts}
+        )
+        keep_alive = asyncio.create_task(self._keep_alive(msg))
+        try:
+            await self._handle(command)
+        except asyncio.CancelledError:
+            # Shutting down mid-command: hand it to another replica now.
+            WORKER_COMMANDS.labels(self._service, WorkerOutcome.REQUEUED.value).inc()
+            span.set_attribute(_OUTCOME_ATTRIBUTE, WorkerOutcome.REQUEUED.value)
+            try:
+                await asyncio.shield(msg.nak())
+            except Exception:
+                pass
+            raise
+        except Exception as exc:
+            if attempts >= WORKER_MAX_DELIVER:
+                log.exception("giving up on %s for launch %s after %d tries", type(command).__name__, command.launch_id, attempts)
+                WORKER_COMMANDS.labels(self._service, WorkerOutcome.GAVE_UP.value).inc()
+                _mark_failed(span, WorkerOutcome.GAVE_UP, exc)
+                try:
+                    await self._give_up(command, exc)
+                finally:
+                    await msg.term()
+            else:
+                log.warning("%s for launch %s failed (try %d): %r; retrying", type(command).__name__, command.launch_id, attempts, exc)
+                WORKER_COMMANDS.labels(self._service, WorkerOutcome.RETRIED.value).inc()
+                _mark_failed(span, WorkerOutcome.RETRIED, exc)
+                await msg.nak(delay=min(2.0 * attempts, 10.0))
+        else:
+            WORKER_COMMANDS.labels(self._service, WorkerOutcome.DONE.value).inc()
+            span.set_attribute(_OUTCOME_ATTRIBUTE, WorkerOutcome.DONE.value)
+            await msg.ack()
         finally:
-            WORKER_COMMAND_SECONDS.labels(self._service).observe(time.monotonic() - started)
-            self._slots.release()
+            keep_alive.cancel()
+
+
+def _span_name(service: str, command_type: type) -> str:
+    """The span name of a command: "builder build_image" for the builder's BuildImage."""
+    return f"{service} {re.sub(r'(?<!^)(?=[A-Z])', '_', command_type.__name__).lower()}"
+
+
+def _mark_failed(span: Span, outcome: WorkerOutcome, exc: BaseException) -> None:
+    span.set_attribute(_OUTCOME_ATTRIBUTE, outcome.value)
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
