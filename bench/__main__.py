@@ -1,5 +1,7 @@
 """Time to `ready` for a first build and for a cached relaunch, through the real pipeline.
 
+(`python -m bench events` measures reading the event log instead: bench/events.py.)
+
 Starts a private nats-server, a git daemon, a package index (the test wheelhouse)
 and the four services on 127.0.0.1, launches one repository a few times, and
 prints a table. The baseline in the same run is the cached relaunch: the
@@ -68,6 +70,11 @@ async def _measure(runs: int) -> list[tuple[str, list[float], list[float]]]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["events"]:
+        from .events import main as events_main
+
+        events_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()

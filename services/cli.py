@@ -119,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--launch", help="a launch id instead of a repository")
     logs.add_argument("--gateway", default=os.environ.get("BINDERFLOW_GATEWAY_URL", "http://127.0.0.1:8585"), help="gateway URL")
     logs.set_defaults(func=_cmd_logs)
+
+    from .events.cli import add_events_commands
+
+    add_events_commands(sub)
     return parser
 
 
