@@ -121,6 +121,13 @@ def test_invalid_int_in_toml_names_the_key(tmp_path: Path) -> None:
         load_settings(_toml(tmp_path, '[launcher]\nmax_servers = "many"\n'), environ={})
 
 
+def test_stream_replicas_are_what_jetstream_allows() -> None:
+    assert load_settings(environ={"BINDERFLOW_EVENTS_REPLICAS": "3"}).events.replicas == 3
+    for bad in ("0", "6"):
+        with pytest.raises(SettingsError, match=r"events\.replicas.*1 to 5"):
+            load_settings(environ={"BINDERFLOW_EVENTS_REPLICAS": bad})
+
+
 def test_port_out_of_range_names_the_key() -> None:
     with pytest.raises(SettingsError, match=r"gateway\.port"):
         load_settings(environ={"BINDERFLOW_GATEWAY_PORT": "70000"})

@@ -77,7 +77,7 @@ class ClaimBucket:
         self._kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext, subjects: Subjects) -> "ClaimBucket":
+    async def open(cls, js: JetStreamContext, subjects: Subjects, replicas: int = 1) -> "ClaimBucket":
         """The bucket, created if missing: any builder replica may start first."""
         config = jsapi.KeyValueConfig(
             bucket=subjects.builds_bucket,
@@ -85,6 +85,7 @@ class ClaimBucket:
             history=1,
             ttl=_CLAIM_MAX_AGE_SECONDS,
             storage=jsapi.StorageType.FILE,
+            replicas=replicas,
         )
         try:
             kv = await js.create_key_value(config)

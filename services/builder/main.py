@@ -16,7 +16,7 @@ from .metrics import preset
 async def serve(settings: Settings) -> None:
     async with ServiceRuntime("builder", settings, settings.builder.http_port) as rt:
         preset()
-        claims = await ClaimBucket.open(rt.js, rt.subjects)
+        claims = await ClaimBucket.open(rt.js, rt.subjects, settings.events.replicas)
         executor = make_executor(settings, policy_from_settings(settings))
         handlers = BuilderHandlers(rt.publisher, rt.subjects, executor, rt.js, claims, rt.instance)
         worker = Worker(rt.js, rt.subjects, "builder", BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds, settings.ack_wait_seconds)

@@ -88,6 +88,7 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
             max_bytes=events.commands_max_bytes,
             discard=jsapi.DiscardPolicy.OLD,
             duplicate_window=events.duplicate_window_seconds,
+            num_replicas=events.replicas,
         ),
     )
     await _add_or_update_stream(
@@ -105,6 +106,7 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
             discard=jsapi.DiscardPolicy.OLD,
             duplicate_window=events.duplicate_window_seconds,
             allow_direct=True,
+            num_replicas=events.replicas,
         ),
     )
 

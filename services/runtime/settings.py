@@ -209,6 +209,10 @@ class EventLogSettings(_Section, frozen=True, kw_only=True):
     # stream at 1000 unless the stream says otherwise, which would cap a whole
     # installation at 1000 watched launches.
     max_consumers: int = 100_000
+    # Copies JetStream keeps of the command and event streams and the builds
+    # bucket: 1 for one nats-server (the embedded default), 3 in a NATS cluster so
+    # the log survives losing a server. JetStream allows 1 to 5.
+    replicas: int = 1
     commands_max_age_seconds: float = 7 * 24 * 3600.0
     commands_max_bytes: int = 256 * 1024 * 1024
     # Key that seals Jupyter tokens in the log (32 bytes, base64). Empty: a key
@@ -406,5 +410,7 @@ def _check(settings: Settings) -> None:
                          ("events.max_consumers", settings.events.max_consumers)):
         if number <= 0:
             raise SettingsError(f"invalid setting '{name}': {number} must be positive")
+    if not 1 <= settings.events.replicas <= 5:
+        raise SettingsError(f"invalid setting 'events.replicas': {settings.events.replicas}; JetStream keeps 1 to 5 copies")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"invalid setting 'log_level': {settings.log_level!r}")
