@@ -1,6 +1,7 @@
 """Time to `ready` for a first build and for a cached relaunch, through the real pipeline.
 
-(`python -m bench events` measures reading the event log instead: bench/events.py.)
+(`python -m bench events` measures reading the event log instead: bench/events.py;
+`python -m bench streams` many open event streams on one gateway: bench/streams.py.)
 
 Starts a private nats-server, a git daemon, a package index (the test wheelhouse)
 and the four services on 127.0.0.1, launches one repository a few times, and
@@ -74,6 +75,11 @@ def main() -> None:
         from .events import main as events_main
 
         events_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["streams"]:
+        from .streams import main as streams_main
+
+        streams_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
