@@ -180,6 +180,29 @@ async def test_a_launch_is_one_trace_with_spans_from_every_service(
         assert child.attributes["binderflow.outcome"] == "done"
         assert child.attributes["messaging.system"] == "nats"
 
+    # The build's phases are spans under the builder's, one after another.
+    build = by_name["builder build_image"]
+    phase_names = ["builder fetching", "builder building", "builder pushing"]
+    phases = sorted((s for s in spans if s.name in phase_names), key=lambda s: s.start_time or 0)
+    assert [s.name for s in phases] == phase_names
+    assert all(s.parent is not None and s.parent.span_id == build.context.span_id for s in phases)
+    assert all((a.end_time or 0) <= (b.start_time or 0) for a, b in zip(phases, phases[1:]))
+    assert (build.start_time or 0) <= (phases[0].start_time or 0) and (phases[-1].end_time or 0) <= (build.end_time or 0)
+
+
+def test_a_failed_phase_is_the_error_span_of_its_work(in_memory_spans: InMemorySpanExporter) -> None:
+    with trace.get_tracer("test").start_as_current_span("work") as work:
+        phases = telemetry.PhaseSpans("builder", "launch-1")
+    phases.enter("fetching")
+    phases.enter("building")
+    phases.fail(RuntimeError("uv failed"))
+    phases.close()
+    phases.close()  # closing twice ends nothing twice
+    spans = [s for s in in_memory_spans.get_finished_spans() if s.attributes and s.attributes.get("binderflow.launch_id") == "launch-1"]
+    assert [(s.name, s.status.status_code) for s in spans] == [("builder fetching", StatusCode.UNSET), ("builder building", StatusCode.ERROR)]
+    assert all(s.parent is not None and s.parent.span_id == work.get_span_context().span_id for s in spans)
+    assert spans[1].events[0].name == "exception"
+
 
 class FailsFirstTry:
     """A resolver handler that raises on a command's first delivery and succeeds on the next."""

@@ -18,11 +18,12 @@ from nats.js.errors import APIError, BadRequestError, KeyNotFoundError, KeyWrong
 from nats.js.kv import KeyValue
 
 from schemas import BuildImage, Subjects, decode_event
+from services.runtime import telemetry
 from services.runtime.bus import EventPublisher
 from services.runtime.service import new_id, utcnow
 
 from . import domain
-from .executors.base import BuildError, BuildExecutor, BuildFinished, LogLine
+from .executors.base import BuildError, BuildExecutor, BuildFinished, LogLine, PhaseChanged
 from .metrics import (
     BUILD_LOG_LINES,
     BUILD_SECONDS,
@@ -250,6 +251,7 @@ class BuilderHandlers:
         finished: BuildFinished | None = None
         log.info("launch %s: building %s", command.launch_id, command.repo.image_name)
         BUILDS_IN_PROGRESS.inc()
+        phases = telemetry.PhaseSpans("builder", command.launch_id)
         try:
             async for progress in self._executor.build(command.repo):
                 if not (isinstance(progress, BuildFinished) and progress.was_cached):
@@ -258,20 +260,26 @@ class BuilderHandlers:
                 await self._publisher.event(domain.event_for_progress(command, build_id, seq, progress, utcnow()))
                 if isinstance(progress, LogLine):
                     BUILD_LOG_LINES.inc()
+                elif isinstance(progress, PhaseChanged):
+                    phases.enter(progress.phase)
                 elif isinstance(progress, BuildFinished):
+                    phases.close()
                     finished = progress
         except BuildError as exc:
+            phases.fail(exc)
             log.info("launch %s: build of %s failed: %s", command.launch_id, command.repo.image_name, exc)
             await announce()
             await self._end(command, build_id, BuildStatus.FAILURE, started, str(exc))
             await self._publisher.event(domain.build_failed(command, build_id, str(exc), utcnow()))
             return
         except Exception as exc:
+            phases.fail(exc)
             # The worker retries the command; this attempt is over all the same.
             if announced:
                 await self._end(command, build_id, BuildStatus.FAILURE, started, f"internal error in the builder: {exc}")
             raise
         finally:
+            phases.close()
             BUILDS_IN_PROGRESS.dec()
         if finished is None:
             if announced:

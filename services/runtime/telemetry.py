@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from .settings import Settings, TelemetrySettings
 
 __all__ = [
+    "PhaseSpans",
     "inject",
     "extract",
     "launch_span",
@@ -53,6 +54,36 @@ def launch_span(launch_id: str, provider: str, spec: str):  # type: ignore[no-un
     return tracer.start_as_current_span(
         "launch", attributes={"binderflow.launch_id": launch_id, "binderflow.provider": provider, "binderflow.spec": spec}
     )
+
+
+class PhaseSpans:
+    """One span per phase of a long piece of work (a build's fetching, building,
+    pushing), each a child of the span current when this was made, so a trace
+    shows where a slow launch spent its time, not only that it was slow.
+    """
+
+    def __init__(self, service: str, launch_id: str) -> None:
+        self._tracer = trace.get_tracer(f"binderflow.{service}")
+        self._service = service
+        self._attributes = {"binderflow.launch_id": launch_id}
+        self._parent = otel_context.get_current()
+        self._span: trace.Span | None = None
+
+    def enter(self, phase: str) -> None:
+        """End the phase under way (if any) and start `phase`."""
+        self.close()
+        self._span = self._tracer.start_span(f"{self._service} {phase}", context=self._parent, attributes=self._attributes)
+
+    def fail(self, error: BaseException) -> None:
+        """Mark the phase under way as the one that failed."""
+        if self._span is not None:
+            self._span.record_exception(error)
+            self._span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+
+    def close(self) -> None:
+        if self._span is not None:
+            self._span.end()
+            self._span = None
 
 
 def _one_line_json(span: ReadableSpan) -> str:

@@ -116,6 +116,7 @@ class LocalExecutor:
             yield PhaseChanged("fetching", f"Fetching {redact_url(repo.repo_url)} at {repo.resolved_ref}...\n")
             async for line in self._fetch(repo, workdir):
                 yield LogLine(line)
+            yield PhaseChanged("building", "Building the environment...\n")
             plan = plan_build(workdir)
             async for progress in self._build_environment(plan, target, workdir, deadline):
                 yield progress
