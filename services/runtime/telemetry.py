@@ -23,6 +23,7 @@ from .settings import Settings, TelemetrySettings
 
 __all__ = [
     "PhaseSpans",
+    "mark_error",
     "inject",
     "extract",
     "launch_span",
@@ -56,6 +57,12 @@ def launch_span(launch_id: str, provider: str, spec: str):  # type: ignore[no-un
     )
 
 
+def mark_error(span: trace.Span, error: BaseException) -> None:
+    """Record `error` on `span` and give it ERROR status."""
+    span.record_exception(error)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
 class PhaseSpans:
     """One span per phase of a long piece of work (a build's fetching, building,
     pushing), each a child of the span current when this was made, so a trace
@@ -77,8 +84,7 @@ class PhaseSpans:
     def fail(self, error: BaseException) -> None:
         """Mark the phase under way as the one that failed."""
         if self._span is not None:
-            self._span.record_exception(error)
-            self._span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+            mark_error(self._span, error)
 
     def close(self) -> None:
         if self._span is not None:

@@ -20,7 +20,7 @@ import msgspec
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from schemas import Subjects
 from schemas.commands import Command, decode_command
@@ -151,8 +151,7 @@ class Worker(Generic[C]):
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             # A malformed command will never succeed: drop it, loudly.
             log.error("dropping malformed command on %s: %s", msg.subject, exc)
-            WORKER_COMMANDS.labels(self._service, WorkerOutcome.MALFORMED.value).inc()
-            _mark_failed(span, WorkerOutcome.MALFORMED, exc)
+            self._record(span, WorkerOutcome.MALFORMED, exc)
             await msg.term()
             return
         attempts = msg.metadata.num_delivered
@@ -164,8 +163,7 @@ class Worker(Generic[C]):
             await self._handle(command)
         except asyncio.CancelledError:
             # Shutting down mid-command: hand it to another replica now.
-            WORKER_COMMANDS.labels(self._service, WorkerOutcome.REQUEUED.value).inc()
-            span.set_attribute(_OUTCOME_ATTRIBUTE, WorkerOutcome.REQUEUED.value)
+            self._record(span, WorkerOutcome.REQUEUED)
             try:
                 await asyncio.shield(msg.nak())
             except Exception:
@@ -174,31 +172,31 @@ class Worker(Generic[C]):
         except Exception as exc:
             if attempts >= WORKER_MAX_DELIVER:
                 log.exception("giving up on %s for launch %s after %d tries", type(command).__name__, command.launch_id, attempts)
-                WORKER_COMMANDS.labels(self._service, WorkerOutcome.GAVE_UP.value).inc()
-                _mark_failed(span, WorkerOutcome.GAVE_UP, exc)
+                self._record(span, WorkerOutcome.GAVE_UP, exc)
                 try:
                     await self._give_up(command, exc)
                 finally:
                     await msg.term()
             else:
                 log.warning("%s for launch %s failed (try %d): %r; retrying", type(command).__name__, command.launch_id, attempts, exc)
-                WORKER_COMMANDS.labels(self._service, WorkerOutcome.RETRIED.value).inc()
-                _mark_failed(span, WorkerOutcome.RETRIED, exc)
+                self._record(span, WorkerOutcome.RETRIED, exc)
                 await msg.nak(delay=min(2.0 * attempts, 10.0))
         else:
-            WORKER_COMMANDS.labels(self._service, WorkerOutcome.DONE.value).inc()
-            span.set_attribute(_OUTCOME_ATTRIBUTE, WorkerOutcome.DONE.value)
+            self._record(span, WorkerOutcome.DONE)
             await msg.ack()
         finally:
             keep_alive.cancel()
+
+    def _record(self, span: Span, outcome: WorkerOutcome, error: BaseException | None = None) -> None:
+        """What became of a command, on the binderflow_worker_commands metric and on its span
+        (with ERROR status when `error` is given: a requeue on shutdown is not an error)."""
+        WORKER_COMMANDS.labels(self._service, outcome.value).inc()
+        span.set_attribute(_OUTCOME_ATTRIBUTE, outcome.value)
+        if error is not None:
+            telemetry.mark_error(span, error)
 
 
 def _span_name(service: str, command_type: type) -> str:
     """The span name of a command: "builder build_image" for the builder's BuildImage."""
     return f"{service} {re.sub(r'(?<!^)(?=[A-Z])', '_', command_type.__name__).lower()}"
 
-
-def _mark_failed(span: Span, outcome: WorkerOutcome, exc: BaseException) -> None:
-    span.set_attribute(_OUTCOME_ATTRIBUTE, outcome.value)
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
