@@ -52,6 +52,7 @@ from schemas import (
     ServerReady,
     Subjects,
 )
+from schemas.identity import build_event_id, launch_build_id, launcher_event_id, requested_id, resolver_event_id
 from services.events.ledger import LaunchLedger
 from services.events.reader import read_events
 from services.events.tools import export_mybinder, launch_stats, replay_launch, replay_range
@@ -95,37 +96,37 @@ def _launch_events(index: int, rng: random.Random, base: datetime) -> list[AnyEv
     t = base + timedelta(seconds=index * 0.5)
     roll = rng.random()
     events: list[AnyEvent] = [
-        LaunchRequested(launch_id=lid, event_id=f"{lid}.gateway.requested", timestamp=t, provider="gh", spec=spec, origin="bench.example.org"),
-        RefResolved(launch_id=lid, event_id=f"{lid}.resolver.resolved", timestamp=t + timedelta(seconds=0.3), provider="gh", spec=spec,
+        LaunchRequested(launch_id=lid, event_id=requested_id(lid), timestamp=t, provider="gh", spec=spec, origin="bench.example.org"),
+        RefResolved(launch_id=lid, event_id=resolver_event_id(lid, "resolved"), timestamp=t + timedelta(seconds=0.3), provider="gh", spec=spec,
                     repo_url=repo, ref="HEAD", resolved_ref=sha, image_name=image, is_built=roll >= BUILD_SHARE),
     ]
     if roll >= BUILD_SHARE:
-        events.append(ImageBuilt(launch_id=lid, event_id=f"{lid}.resolver.built", timestamp=t + timedelta(seconds=0.31), image_name=image, message="Found built image, launching...\n"))
+        events.append(ImageBuilt(launch_id=lid, event_id=resolver_event_id(lid, "built"), timestamp=t + timedelta(seconds=0.31), image_name=image, message="Found built image, launching...\n"))
         ready_at = t + timedelta(seconds=rng.uniform(2, 8))
     else:
         build_id = f"b{index:09d}"
         build_seconds = rng.uniform(20, 600)
         failed = roll < FAILED_BUILD_SHARE
         events += [
-            BuildWaiting(launch_id=lid, event_id=f"{lid}.resolver.waiting", timestamp=t + timedelta(seconds=0.31), message="Waiting for build to start...\n"),
-            BuildStarted(launch_id=lid, event_id=f"{lid}.build.{build_id}.started", timestamp=t + timedelta(seconds=0.4), build_id=build_id, image_name=image, repo_url=repo, log_launch_id=lid),
-            RepoFetching(launch_id=lid, event_id=f"{lid}.build.{build_id}.0", timestamp=t + timedelta(seconds=0.5), message=f"Fetching {repo} at {sha}...\n"),
+            BuildWaiting(launch_id=lid, event_id=resolver_event_id(lid, "waiting"), timestamp=t + timedelta(seconds=0.31), message="Waiting for build to start...\n"),
+            BuildStarted(launch_id=lid, event_id=build_event_id(lid, build_id, "started"), timestamp=t + timedelta(seconds=0.4), build_id=build_id, image_name=image, repo_url=repo, log_launch_id=lid),
+            RepoFetching(launch_id=lid, event_id=build_event_id(lid, build_id, 0), timestamp=t + timedelta(seconds=0.5), message=f"Fetching {repo} at {sha}...\n", build_id=build_id),
         ]
         events += [
-            BuildLogged(launch_id=lid, event_id=f"{lid}.build.{build_id}.{n}", timestamp=t + timedelta(seconds=1 + n * build_seconds / LOG_LINES_PER_BUILD), message=f" + package-{n}==1.{n}.0\n")
+            BuildLogged(launch_id=lid, event_id=build_event_id(lid, build_id, n), timestamp=t + timedelta(seconds=1 + n * build_seconds / LOG_LINES_PER_BUILD), message=f" + package-{n}==1.{n}.0\n", build_id=build_id)
             for n in range(1, LOG_LINES_PER_BUILD + 1)
         ]
         ended = t + timedelta(seconds=1 + build_seconds)
-        events.append(BuildEnded(launch_id=lid, event_id=f"{lid}.build.{build_id}.ended", timestamp=ended, build_id=build_id, image_name=image,
+        events.append(BuildEnded(launch_id=lid, event_id=build_event_id(lid, build_id, "ended"), timestamp=ended, build_id=build_id, image_name=image,
                                  status="failure" if failed else "success", seconds=build_seconds, repo_url=repo))
         if failed:
-            events.append(LaunchFailed(launch_id=lid, event_id=f"{lid}.build.{build_id}.failed", timestamp=ended, message="Build failed: uv pip install exited with 1\n"))
+            events.append(LaunchFailed(launch_id=lid, event_id=build_event_id(lid, build_id, "failed"), timestamp=ended, message="Build failed: uv pip install exited with 1\n"))
             return events
-        events.append(ImageBuilt(launch_id=lid, event_id=f"{lid}.build.{build_id}.built", timestamp=ended, image_name=image, message="Built image, launching...\n"))
+        events.append(ImageBuilt(launch_id=lid, event_id=launch_build_id(lid, "built"), timestamp=ended, image_name=image, message="Built image, launching...\n"))
         ready_at = ended + timedelta(seconds=rng.uniform(2, 8))
     events += [
-        ServerLaunching(launch_id=lid, event_id=f"{lid}.launch.launching", timestamp=ready_at - timedelta(seconds=1.5), message="Launching server...\n"),
-        ServerReady(launch_id=lid, event_id=f"{lid}.launch.ready", timestamp=ready_at, url=f"http://127.0.0.1:40000/{lid}/", token="",
+        ServerLaunching(launch_id=lid, event_id=launcher_event_id(lid, "launching"), timestamp=ready_at - timedelta(seconds=1.5), message="Launching server...\n"),
+        ServerReady(launch_id=lid, event_id=launcher_event_id(lid, "ready"), timestamp=ready_at, url=f"http://127.0.0.1:40000/{lid}/", token="",
                     token_sealed="v1." + "x" * 64, image=image, repo_url=repo, binder_ref_url=f"{repo}/tree/{sha}",
                     binder_launch_host="https://bench.example.org/", binder_request=f"v2/gh/{spec}",
                     binder_persistent_request=f"v2/gh/bench-org/repo-{repo_index:04d}/{sha}", message="server running\n"),
@@ -136,14 +137,14 @@ def _launch_events(index: int, rng: random.Random, base: datetime) -> list[AnyEv
 def _long_launch(lines: int, base: datetime) -> list[AnyEvent]:
     lid, build_id, repo = LONG_LAUNCH_ID, "blong", "https://github.com/bench-org/long-build"
     events: list[AnyEvent] = [
-        LaunchRequested(launch_id=lid, event_id=f"{lid}.gateway.requested", timestamp=base, provider="gh", spec="bench-org/long-build/HEAD", origin="bench.example.org"),
-        BuildStarted(launch_id=lid, event_id=f"{lid}.build.{build_id}.started", timestamp=base, build_id=build_id, image_name="long", repo_url=repo, log_launch_id=lid),
+        LaunchRequested(launch_id=lid, event_id=requested_id(lid), timestamp=base, provider="gh", spec="bench-org/long-build/HEAD", origin="bench.example.org"),
+        BuildStarted(launch_id=lid, event_id=build_event_id(lid, build_id, "started"), timestamp=base, build_id=build_id, image_name="long", repo_url=repo, log_launch_id=lid),
     ]
     events += [
-        BuildLogged(launch_id=lid, event_id=f"{lid}.build.{build_id}.{n}", timestamp=base + timedelta(milliseconds=10 * n), message=f"compiling module {n} of {lines}\n")
+        BuildLogged(launch_id=lid, event_id=build_event_id(lid, build_id, n), timestamp=base + timedelta(milliseconds=10 * n), message=f"compiling module {n} of {lines}\n", build_id=build_id)
         for n in range(lines)
     ]
-    events.append(LaunchFailed(launch_id=lid, event_id=f"{lid}.build.{build_id}.failed", timestamp=base + timedelta(milliseconds=10 * lines), message="Build failed\n"))
+    events.append(LaunchFailed(launch_id=lid, event_id=build_event_id(lid, build_id, "failed"), timestamp=base + timedelta(milliseconds=10 * lines), message="Build failed\n"))
     return events
 
 
@@ -207,8 +208,8 @@ async def _timed(coro) -> tuple[float, object]:  # type: ignore[no-untyped-def]
 async def _ledger_read(nc: nats.NATS, subjects: Subjects, *, server_filter: bool | None = None, use_wire: bool = True) -> LaunchLedger:
     """What `events stats` reads, read another way (for comparison)."""
     ledger = LaunchLedger()
-    async for _, event in read_events(nc, subjects.events_stream, subjects.all_launch_events, server_filter=server_filter, use_wire=use_wire):
-        ledger.apply(event)
+    async for logged in read_events(nc, subjects.events_stream, subjects.all_launch_events, server_filter=server_filter, use_wire=use_wire):
+        ledger.apply(logged.event)
     return ledger
 
 
@@ -217,7 +218,6 @@ def _discard(line: str) -> None:
 
 
 async def _measure(nats_url: str, marks: Marks) -> list[tuple[str, str, str]]:
-    from services.gateway.api import provider_name
 
     nc = await nats.connect(nats_url, pending_size=256 * 1024 * 1024)
     subjects = Subjects(PREFIX)
@@ -245,7 +245,7 @@ async def _measure(nats_url: str, marks: Marks) -> list[tuple[str, str, str]]:
         rows.append(("  the same read with the server filtering out log lines", f"{len(ledger.launches):,} launches", f"{seconds:.2f} s"))  # type: ignore[attr-defined]
         seconds, stats = await _timed(launch_stats(nc, subjects, None, None, repo_url="https://github.com/bench-org/repo-0000"))
         rows.append(("events stats --repo (in process)", f"{stats[0].launches:,} launches, {stats[0].builds:,} builds", f"{seconds:.2f} s"))  # type: ignore[index]
-        seconds, lines = await _timed(export_mybinder(nc, subjects, datetime(2000, 1, 1, tzinfo=timezone.utc), None, provider_name))
+        seconds, lines = await _timed(export_mybinder(nc, subjects, datetime(2000, 1, 1, tzinfo=timezone.utc), None))
         rows.append(("events export --format mybinder, every launch (in process)", f"{len(lines):,} lines", f"{seconds:.2f} s"))  # type: ignore[arg-type]
     finally:
         await nc.close()

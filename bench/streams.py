@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas import BuildLogged, LaunchRequested, Subjects
+from schemas.identity import build_event_id, requested_id
 from services.runtime.bus import EventPublisher, connect, ensure_streams
 from services.runtime.embedded import start_nats_server
 from services.runtime.sealing import load_sealer
@@ -52,9 +53,9 @@ async def _write_launches(publisher: EventPublisher, count: int, events: int) ->
     for _ in range(count):
         lid = uuid.uuid4().hex
         ids.append(lid)
-        await publisher.event(LaunchRequested(launch_id=lid, event_id=f"{lid}.gateway.requested", timestamp=now, provider="git", spec="bench/main"))
+        await publisher.event(LaunchRequested(launch_id=lid, event_id=requested_id(lid), timestamp=now, provider="git", spec="bench/main"))
         for i in range(events):
-            await publisher.event(BuildLogged(launch_id=lid, event_id=f"{lid}.build.b.{i}", timestamp=now, message=f"line {i} " + "x" * 60 + "\n"))
+            await publisher.event(BuildLogged(launch_id=lid, event_id=build_event_id(lid, "b", i), timestamp=now, message=f"line {i} " + "x" * 60 + "\n", build_id="b"))
     return ids
 
 

@@ -1,6 +1,7 @@
 """The only place binderflow's events, commands and subject names are defined."""
 
 from .commands import (
+    COMMAND_TYPES,
     AnyCommand,
     BuildImage,
     Command,
@@ -16,8 +17,11 @@ from .events import (
     PHASES,
     TERMINAL_PHASES,
     FACT_KINDS,
+    BUILD_STATUSES,
     AnyEvent,
     AnyPhaseEvent,
+    BuildStatus,
+    LoggedEvent,
     BuildEnded,
     BuildLogged,
     BuildStarted,
@@ -33,6 +37,7 @@ from .events import (
     ServerReady,
     decode_event,
     decode_phase_event,
+    is_phase_event,
     encode_event,
     event_to_wire,
 )
@@ -40,6 +45,7 @@ from .subjects import MSG_ID_HEADER, SERVICE_NAMES, Subjects
 from .types import SCHEMA_VERSION
 
 __all__ = [
+    "BUILD_STATUSES", "BuildStatus", "COMMAND_TYPES", "LoggedEvent", "is_phase_event",
     "AnyEvent", "BuildEnded", "BuildStarted", "FACT_KINDS", "LaunchRequested", "RefResolved", "decode_event",
     "AnyCommand", "AnyPhaseEvent", "BuildImage", "BuildLogged", "BuildWaiting", "Command",
     "Heartbeat", "ImageBuilt", "ImagePushing", "LaunchFailed", "LaunchRequest", "MSG_ID_HEADER",

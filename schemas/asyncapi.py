@@ -178,28 +178,28 @@ def _channels() -> dict[str, Any]:
     events_stream = _stream(s.events_stream)
     return {
         "resolveCommands": {
-            "address": _address(s.resolve_commands),
+            "address": _address(s.commands(ResolveRef)),
             "title": "Resolve commands",
             "description": f"The resolver's work queue (stream `{commands_stream}`, durable consumer "
-            f"`{_address(s.durable_for('resolver'))}` shared by its replicas).",
+            f"`{_address(s.durable(ResolveRef))}` shared by its replicas).",
             "parameters": {"prefix": _PREFIX_PARAMETER},
             "messages": _refs(ResolveRef),
             "x-jetstream-stream": commands_stream,
         },
         "buildCommands": {
-            "address": _address(s.build_commands),
+            "address": _address(s.commands(BuildImage)),
             "title": "Build commands",
             "description": f"The builder's work queue (stream `{commands_stream}`, durable consumer "
-            f"`{_address(s.durable_for('builder'))}`).",
+            f"`{_address(s.durable(BuildImage))}`).",
             "parameters": {"prefix": _PREFIX_PARAMETER},
             "messages": _refs(BuildImage),
             "x-jetstream-stream": commands_stream,
         },
         "launchCommands": {
-            "address": _address(s.start_commands),
+            "address": _address(s.commands(StartServer)),
             "title": "Launch commands",
             "description": f"The launcher's work queue (stream `{commands_stream}`, durable consumer "
-            f"`{_address(s.durable_for('launcher'))}`).",
+            f"`{_address(s.durable(StartServer))}`).",
             "parameters": {"prefix": _PREFIX_PARAMETER},
             "messages": _refs(StartServer),
             "x-jetstream-stream": commands_stream,

@@ -7,7 +7,7 @@ step can emit the fields BinderHub's `ready` event needs without asking anyone.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Union
+from typing import ClassVar, Union
 
 import msgspec
 
@@ -21,6 +21,7 @@ __all__ = [
     "BuildImage",
     "StartServer",
     "AnyCommand",
+    "COMMAND_TYPES",
     "decode_command",
     "Heartbeat",
     "decode_heartbeat",
@@ -60,7 +61,16 @@ class ResolvedRepo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
-    """Envelope of every command."""
+    """Envelope of every command.
+
+    Each kind names its work queue (`<prefix>.cmd.<subject_token>`) and the
+    service whose replicas consume it; `Subjects.commands` and
+    `Subjects.durable` derive the subject and the consumer from the type, so a
+    command cannot be published where its consumer does not read.
+    """
+
+    subject_token: ClassVar[str]
+    consumer: ClassVar[str]
 
     command_id: EventId
     launch_id: LaunchId
@@ -72,9 +82,15 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
 class ResolveRef(Command, frozen=True, kw_only=True, tag="resolve_ref"):
     """Resolve the request's ref to a commit and decide: build or launch."""
 
+    subject_token: ClassVar[str] = "resolve"
+    consumer: ClassVar[str] = "resolver"
+
 
 class BuildImage(Command, frozen=True, kw_only=True, tag="build_image"):
     """Build the environment `repo.image_name` from `repo` at its commit."""
+
+    subject_token: ClassVar[str] = "build"
+    consumer: ClassVar[str] = "builder"
 
     repo: ResolvedRepo
 
@@ -82,10 +98,14 @@ class BuildImage(Command, frozen=True, kw_only=True, tag="build_image"):
 class StartServer(Command, frozen=True, kw_only=True, tag="start_server"):
     """Start a Jupyter server from the built environment `repo.image_name`."""
 
+    subject_token: ClassVar[str] = "launch"
+    consumer: ClassVar[str] = "launcher"
+
     repo: ResolvedRepo
 
 
 AnyCommand = Union[ResolveRef, BuildImage, StartServer]
+COMMAND_TYPES: tuple[type[Command], ...] = (ResolveRef, BuildImage, StartServer)
 _command_decoder = msgspec.json.Decoder(AnyCommand)
 
 

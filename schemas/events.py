@@ -10,8 +10,9 @@ are never forbidden, so old readers accept what new writers publish.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Union
+from typing import Literal, TypeGuard, Union, get_args
 
 import msgspec
 
@@ -33,10 +34,14 @@ __all__ = [
     "BuildEnded",
     "AnyPhaseEvent",
     "AnyEvent",
+    "BuildStatus",
+    "BUILD_STATUSES",
+    "LoggedEvent",
     "FACT_KINDS",
     "PHASES",
     "TERMINAL_PHASES",
     "decode_phase_event",
+    "is_phase_event",
     "decode_event",
     "encode_event",
     "event_to_wire",
@@ -64,15 +69,22 @@ class BuildWaiting(PhaseEvent, frozen=True, kw_only=True, tag="waiting"):
 class RepoFetching(PhaseEvent, frozen=True, kw_only=True, tag="fetching"):
     """A builder is fetching the repository contents."""
 
+    # The build attempt whose log this is (schema 3; "" in older events, whose
+    # event id names it: schemas.identity.parse_event_id).
+    build_id: str = ""
+
 
 class BuildLogged(PhaseEvent, frozen=True, kw_only=True, tag="building"):
     """One line of build output (the message), sent while the build runs."""
+
+    build_id: str = ""
 
 
 class ImagePushing(PhaseEvent, frozen=True, kw_only=True, tag="pushing"):
     """The built image is being pushed to the environment store or registry."""
 
     progress: dict[str, int] = {}
+    build_id: str = ""
 
 
 class ImageBuilt(PhaseEvent, frozen=True, kw_only=True, tag="built"):
@@ -152,12 +164,18 @@ class BuildStarted(PhaseEvent, frozen=True, kw_only=True, tag="build_started"):
     log_launch_id: str = ""
 
 
+# How a build attempt ended: it made the environment, it failed, or it found the
+# environment made already (by another build, or one that it followed).
+BuildStatus = Literal["success", "failure", "cached"]
+BUILD_STATUSES: tuple[BuildStatus, ...] = get_args(BuildStatus)
+
+
 class BuildEnded(PhaseEvent, frozen=True, kw_only=True, tag="build_ended"):
-    """A build attempt ended: status is "success", "failure" or "cached"."""
+    """A build attempt ended, with its status."""
 
     build_id: str
     image_name: str
-    status: str
+    status: BuildStatus
     seconds: float
     repo_url: str = ""
 
@@ -179,7 +197,22 @@ AnyEvent = Union[AnyPhaseEvent, LaunchRequested, RefResolved, BuildStarted, Buil
 # BinderHub's order; a launch visits a subsequence of it. Only these reach clients.
 PHASES = ("waiting", "fetching", "building", "pushing", "built", "launching", "ready", "failed")
 TERMINAL_PHASES = frozenset({"ready", "failed"})
+_PHASE_EVENT_TYPES: tuple[type, ...] = get_args(AnyPhaseEvent)
 FACT_KINDS = ("requested", "resolved", "build_started", "build_ended")
+
+def is_phase_event(event: AnyEvent) -> TypeGuard[AnyPhaseEvent]:
+    """True for BinderHub's phases (what clients see), False for launch facts."""
+    return isinstance(event, _PHASE_EVENT_TYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An event and its position in the event log: its JetStream stream sequence,
+    the same in every process that reads the log, so it names a point to resume from."""
+
+    seq: int
+    event: AnyEvent
+
 
 _decoder = msgspec.json.Decoder(AnyPhaseEvent)
 _any_decoder = msgspec.json.Decoder(AnyEvent)

@@ -21,10 +21,13 @@ a launch's watchers read `<prefix>.launch.<launch_id>.*`, which keeps one order.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
-__all__ = ["Subjects", "MSG_ID_HEADER", "TRACEPARENT_HEADER", "SERVICE_NAMES", "is_valid_prefix", "repo_key"]
+from .commands import Command
+
+__all__ = ["Subjects", "MSG_ID_HEADER", "TRACEPARENT_HEADER", "SERVICE_NAMES", "PREFIX_PATTERN", "is_valid_prefix", "repo_key"]
 
 # JetStream de-duplicates publishes that carry the same id within the stream's
 # duplicate window: a retried publish never stores an event twice.
@@ -34,14 +37,14 @@ TRACEPARENT_HEADER = "traceparent"
 
 SERVICE_NAMES = ("gateway", "resolver", "builder", "launcher")
 
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+# A prefix is one subject token and part of stream names.
+PREFIX_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
+_PREFIX_RE = re.compile(PREFIX_PATTERN)
 
 
 def repo_key(repo_url: str) -> str:
     """One subject token naming a repository: a digest of its URL, normalised so
     that `https://host/o/r`, `.../o/r/` and `.../o/r.git` are one repository."""
-    import hashlib
-
     normal = repo_url.strip().rstrip("/")
     if normal.endswith(".git"):
         normal = normal[:-4]
@@ -91,29 +94,13 @@ class Subjects:
     def all_commands(self) -> str:
         return f"{self.prefix}.cmd.>"
 
-    @property
-    def resolve_commands(self) -> str:
-        return f"{self.prefix}.cmd.resolve"
+    def commands(self, command_type: type[Command]) -> str:
+        """The work-queue subject commands of `command_type` travel on."""
+        return f"{self.prefix}.cmd.{command_type.subject_token}"
 
-    @property
-    def build_commands(self) -> str:
-        return f"{self.prefix}.cmd.build"
-
-    @property
-    def start_commands(self) -> str:
-        return f"{self.prefix}.cmd.launch"
-
-    def commands_for(self, service: str) -> str:
-        """The command subject a worker service consumes."""
-        return {
-            "resolver": self.resolve_commands,
-            "builder": self.build_commands,
-            "launcher": self.start_commands,
-        }[service]
-
-    def durable_for(self, service: str) -> str:
-        """Durable pull consumer shared by every replica of `service`."""
-        return f"{self.prefix}-{service}"
+    def durable(self, command_type: type[Command]) -> str:
+        """The durable pull consumer every replica of the service consuming `command_type` shares."""
+        return f"{self.prefix}-{command_type.consumer}"
 
     # -- launch events -------------------------------------------------------
     def launch_events(self, launch_id: str) -> str:
@@ -152,11 +139,6 @@ class Subjects:
     def event_log_subjects(self) -> list[str]:
         """What the event-log stream stores."""
         return [self.all_launch_subjects, self.all_repo_builds]
-
-    def launch_id_of(self, subject: str) -> str:
-        """Inverse of launch_events(): the launch id inside an events subject."""
-        parts = subject.split(".")
-        return parts[-2]
 
     # -- liveness ------------------------------------------------------------
     def heartbeat(self, service: str) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import urllib.parse
 from typing import Any
 
 from schemas import SERVICE_NAMES
 
+from .runtime.plugins import PluginError
 from .runtime.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -43,6 +43,9 @@ def _cmd_service(args: argparse.Namespace) -> int:
         from .launcher.main import serve
     try:
         asyncio.run(serve(settings))
+    except PluginError as exc:
+        print(f"binderflow: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         logging.getLogger("binderflow").error("%s could not start: %s", args.command, exc)
         return 1
@@ -76,17 +79,22 @@ def launch_spec(repo: str, ref: str, provider: str) -> str:
     return f"{repo.strip('/')}/{urllib.parse.quote(ref, safe='')}"
 
 
+def _gateway_url(args: argparse.Namespace) -> str:
+    """--gateway, else the settings' gateway.url (BINDERFLOW_GATEWAY_URL), public_url or host and port."""
+    return str(args.gateway or _settings(args, {}).gateway.client_url)
+
+
 def _cmd_launch(args: argparse.Namespace) -> int:
     from .launch_client import run_launch
 
     spec = launch_spec(args.repo, args.ref, args.provider)
-    return asyncio.run(run_launch(args.gateway, args.provider, spec, as_json=args.json))
+    return asyncio.run(run_launch(_gateway_url(args), args.provider, spec, as_json=args.json))
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     from .launch_client import print_build_log
 
-    return asyncio.run(print_build_log(args.gateway, repo=args.repo, provider=args.provider, launch_id=args.launch))
+    return asyncio.run(print_build_log(_gateway_url(args), repo=args.repo, provider=args.provider, launch_id=args.launch))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("repo", help="repository URL (git provider) or owner/repo (gh, gl)")
     launch.add_argument("--ref", default="HEAD", help="branch, tag or commit (default: HEAD)")
     launch.add_argument("--provider", default="git", help="repository provider (default: git)")
-    launch.add_argument("--gateway", default=os.environ.get("BINDERFLOW_GATEWAY_URL", "http://127.0.0.1:8585"), help="gateway URL")
+    launch.add_argument("--gateway", help="gateway URL (default: settings gateway.url, e.g. BINDERFLOW_GATEWAY_URL, else http://127.0.0.1:8585)")
+    launch.add_argument("--config", help="TOML config file")
     launch.add_argument("--json", action="store_true", help="print each event as a JSON line")
     launch.set_defaults(func=_cmd_launch)
 
@@ -117,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("repo", nargs="?", help="repository URL (or owner/repo with --provider gh/gl)")
     logs.add_argument("--provider", default="git", help="repository provider when REPO is not a URL (default: git)")
     logs.add_argument("--launch", help="a launch id instead of a repository")
-    logs.add_argument("--gateway", default=os.environ.get("BINDERFLOW_GATEWAY_URL", "http://127.0.0.1:8585"), help="gateway URL")
+    logs.add_argument("--gateway", help="gateway URL (default: settings gateway.url, e.g. BINDERFLOW_GATEWAY_URL, else http://127.0.0.1:8585)")
+    logs.add_argument("--config", help="TOML config file")
     logs.set_defaults(func=_cmd_logs)
 
     from .events.cli import add_events_commands

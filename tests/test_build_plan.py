@@ -53,12 +53,12 @@ def test_both_binder_and_dot_binder_is_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED_FILES))
-def test_unsupported_file_at_top_names_file_and_kubernetes_executor(tmp_path: Path, name: str) -> None:
+def test_unsupported_file_at_top_names_file_and_what_builds_it(tmp_path: Path, name: str) -> None:
     _repo(tmp_path, {name: "x\n", "requirements.txt": "numpy\n"})
     with pytest.raises(BuildError) as info:
         plan_build(tmp_path)
     assert name in str(info.value)
-    assert "kubernetes executor" in str(info.value)
+    assert "repo2docker" in str(info.value) and "local executor" in str(info.value)
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED_FILES))
@@ -67,7 +67,7 @@ def test_unsupported_file_in_binder_dir_names_its_path(tmp_path: Path, name: str
     with pytest.raises(BuildError) as info:
         plan_build(tmp_path)
     assert f"binder/{name}" in str(info.value)
-    assert "kubernetes executor" in str(info.value)
+    assert "repo2docker" in str(info.value) and "local executor" in str(info.value)
 
 
 def test_unsupported_file_at_top_is_ignored_when_binder_dir_exists(tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ from services.builder.sharing import (
     relayed_event,
 )
 from services.runtime.bus import EventPublisher, ensure_streams
-from services.runtime.eventlog import StoredEvent, read_launch
+from schemas import LoggedEvent
+from services.runtime.eventlog import read_launch
 from services.runtime.settings import Settings
 
 from .harness import GitServer, Launch, Pipeline, launch, spec_for
@@ -292,7 +293,7 @@ class Bus:
             self.publisher, self.subjects, executor, self.js, self.claims, instance, claim_renew_seconds=renew_seconds, claim_check_seconds=0.1
         )
 
-    async def events(self, launch_id: str) -> list[StoredEvent]:
+    async def events(self, launch_id: str) -> list[LoggedEvent]:
         return await read_launch(self.js, self.subjects, launch_id)
 
 
@@ -310,11 +311,11 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     await nc.close()
 
 
-def _of(events: list[StoredEvent], kind: type) -> list:  # type: ignore[type-arg]
+def _of(events: list[LoggedEvent], kind: type) -> list:  # type: ignore[type-arg]
     return [e.event for e in events if isinstance(e.event, kind)]
 
 
-def _log(events: list[StoredEvent]) -> list[tuple[str, str]]:
+def _log(events: list[LoggedEvent]) -> list[tuple[str, str]]:
     return [(e.event.phase, e.event.message) for e in events if e.event.phase in ("fetching", "building", "pushing")]
 
 

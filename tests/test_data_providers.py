@@ -24,7 +24,6 @@ from services.resolver.providers.doi import DoiProvider
 from services.resolver.providers.figshare import FigshareProvider, parse_article_url
 from services.resolver.providers.hydroshare import HydroshareProvider
 from services.resolver.providers.zenodo import ZenodoProvider
-from services.runtime.gitcmd import GitPolicy
 from services.runtime.hosts import Site
 from services.runtime.settings import ProviderSettings, load_settings
 
@@ -130,11 +129,11 @@ def test_epoch_of_reads_times_with_and_without_zone() -> None:
 
 def test_make_providers_registers_the_data_providers_that_are_enabled() -> None:
     settings = load_settings(environ={})
-    providers = make_providers(settings, GitPolicy())
+    providers = make_providers(settings)
     assert {"zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi"} <= set(providers)
     assert all(providers[p].name == p for p in ("zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi"))
     only = load_settings(environ={"BINDERFLOW_PROVIDERS_ENABLED": "git,zenodo"})
-    assert set(make_providers(only, GitPolicy())) == {"git", "zenodo"}
+    assert set(make_providers(only)) == {"git", "zenodo"}
 
 
 # -- stand-ins -------------------------------------------------------------------
@@ -223,7 +222,6 @@ async def test_zenodo_version_doi_pins_the_record(services: Services) -> None:
     assert source.clone_url == f"{services.zenodo.url}/api/records/3242074"
     assert source.persistent_spec == "10.5281/zenodo.3242074"
     assert source.ref_url == f"{services.doi.url}/10.5281/zenodo.3242074"
-    assert source.build_slug == "zenodo-3242074"
     repo = _on_the_wire(source, "zenodo", "10.5281/zenodo.3242074")
     assert repo.binder_persistent_request == "v2/zenodo/10.5281/zenodo.3242074"
     again = await ZenodoProvider(services.settings).resolve("https://doi.org/10.5281/zenodo.3242074")
@@ -287,7 +285,6 @@ async def test_figshare_versioned_doi(services: Services) -> None:
     assert (source.ref, source.content_provider) == ("9782777.v1", "figshare")
     assert source.clone_url == f"{services.figshare.api_url}/articles/9782777/versions/1"
     assert source.persistent_spec == "10.6084/m9.figshare.9782777.v1"
-    assert source.build_slug == "figshare-9782777.v1"
     _on_the_wire(source, "figshare", "10.6084/m9.figshare.9782777.v1")
 
 
@@ -333,7 +330,6 @@ async def test_dataverse_doi_pins_the_latest_published_version(services: Service
     assert source.clone_url == f"{services.dataverse.url}/api/datasets/3035124/versions/3.0"
     assert source.persistent_spec == "10.7910/DVN/TJCLKP"
     assert source.ref_url == "https://doi.org/10.7910/DVN/TJCLKP"
-    assert source.build_slug == "dataverse-dvn-tjclkp"
     _on_the_wire(source, "dataverse", "10.7910/DVN/TJCLKP")
 
 
@@ -416,7 +412,6 @@ class RecordingProvider:
             repo_url="https://github.example/binder-examples/requirements", ref="main", resolved_ref="a" * 40,
             ref_url="https://github.example/binder-examples/requirements/tree/" + "a" * 40,
             clone_url="https://github.example/binder-examples/requirements", persistent_spec="binder-examples/requirements/" + "a" * 40,
-            build_slug="binder-examples-requirements",
         )
 
 
@@ -450,7 +445,7 @@ async def test_doi_picks_the_provider_its_landing_page_belongs_to(services: Serv
 async def test_doi_and_direct_links_to_one_record_share_an_environment(services: Services, provider: str, spec: str, doi: str) -> None:
     if spec == "<ckan>":
         spec = _ckan_spec(f"{services.ckan.url}/dataset/sample-dataset-1")
-    providers = make_providers(load_settings(environ={}, overrides={"providers": msgspec.to_builtins(services.settings)}), GitPolicy())
+    providers = make_providers(load_settings(environ={}, overrides={"providers": msgspec.to_builtins(services.settings)}))
     direct = _on_the_wire(await providers[provider].resolve(spec), provider, spec)
     via_doi = _on_the_wire(await providers["doi"].resolve(doi), "doi", doi)
     assert via_doi.image_name == direct.image_name

@@ -22,8 +22,9 @@ import pytest
 from nats.js import api as jsapi
 
 from schemas import BuildLogged, ServerReady, Subjects
-from services.gateway.app import client_event_json, parse_resume_point, sse_event_id
-from services.runtime.eventlog import StoredEvent, build_log_text
+from services.gateway.sse import client_event_json, parse_resume_point, sse_event_id
+from schemas import LoggedEvent
+from services.runtime.eventlog import build_log_text
 from services.runtime.sealing import SealError, TokenSealer
 from services.runtime.sse import LaunchStream
 
@@ -88,9 +89,9 @@ def test_resume_points_name_launch_position_and_key() -> None:
 
 def test_build_log_text_keeps_the_build_lines_in_order() -> None:
     events = [
-        StoredEvent(1, BuildLogged(launch_id=LID, event_id=f"{LID}.build.b1.1", timestamp=NOW, message="one\n")),
-        StoredEvent(2, BuildLogged(launch_id=LID, event_id=f"{LID}.build.b1.2", timestamp=NOW, message="two")),
-        StoredEvent(3, _ready(message="server running\n")),
+        LoggedEvent(1, BuildLogged(launch_id=LID, event_id=f"{LID}.build.b1.1", timestamp=NOW, message="one\n")),
+        LoggedEvent(2, BuildLogged(launch_id=LID, event_id=f"{LID}.build.b1.2", timestamp=NOW, message="two")),
+        LoggedEvent(3, _ready(message="server running\n")),
     ]
     assert build_log_text(events) == "one\ntwo\n"
 

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import msgspec
 
-from schemas import FACT_KINDS, PHASES, SCHEMA_VERSION, Subjects, decode_event
+from schemas import COMMAND_TYPES, FACT_KINDS, PHASES, SCHEMA_VERSION, Subjects, decode_event
 from schemas.asyncapi import asyncapi_document
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def test_channels_cover_every_subject_with_the_subject_names_of_the_code() -> No
     s = Subjects("binderflow")
     addresses = {ch["address"].replace("{prefix}", "binderflow") for ch in document["channels"].values()}
     assert addresses == {
-        s.resolve_commands, s.build_commands, s.start_commands, s.launch_events("{launch_id}"),
+        *(s.commands(c) for c in COMMAND_TYPES), s.launch_events("{launch_id}"),
         s.launch_log("{launch_id}"), s.repo_builds("{repo_key}"), s.heartbeat("{service}"),
     }
     for channel in document["channels"].values():

@@ -26,7 +26,6 @@ from services.events.reader import read_records
 from services.events.render import redact
 from services.events.tools import LaunchNotFound, export_mybinder, launch_stats, replay_launch, replay_range, tail
 from services.events.wire import WireConnection, WireUnavailable
-from services.gateway.api import provider_name
 from services.runtime.bus import EventPublisher, ensure_streams
 from services.runtime.settings import load_settings
 
@@ -187,13 +186,13 @@ async def test_export_writes_one_archive_line_per_finished_launch_in_the_range(l
     await log.write(events[:5])
     middle = datetime.now(timezone.utc)
     await log.write(events[5:])
-    lines = await export_mybinder(log.nc, log.subjects, middle, None, provider_name)
+    lines = await export_mybinder(log.nc, log.subjects, middle, None)
     records = [json.loads(line) for line in lines]
     for record in records:
         jsonschema.validate(record, LAUNCH_SCHEMA)
     assert [(r["provider"], r["status"]) for r in records] == [("GitHub", "success"), ("GitHub", "success"), ("GitHub", "failure"), ("Git", "failure")]
     assert records[0]["spec"] == "binder-examples/requirements/HEAD" and records[0]["build_token"] is True
-    assert await export_mybinder(log.nc, log.subjects, datetime.now(timezone.utc), None, provider_name) == []
+    assert await export_mybinder(log.nc, log.subjects, datetime.now(timezone.utc), None) == []
 
 
 async def test_stats_answer_how_many_launches_and_how_long_builds_took(log: Log) -> None:

@@ -16,7 +16,6 @@ import pytest
 from schemas import PHASES, Subjects, decode_event
 from services.events.launches import EventFilter
 from services.events.tools import export_mybinder, launch_stats, replay_launch, replay_range
-from services.gateway.api import provider_name
 
 from .harness import GitServer, Pipeline, launch, spec_for
 
@@ -52,7 +51,7 @@ async def test_a_real_launch_replays_as_the_client_saw_it_and_exports_and_counts
         assert [e.message for e in events if e.phase == "building"] == result.messages("building")
         assert events[0].phase == "requested" and "resolved" in [e.phase for e in events]
 
-        records = [json.loads(line) for line in await export_mybinder(nc, subjects, started, None, provider_name)]
+        records = [json.loads(line) for line in await export_mybinder(nc, subjects, started, None)]
         [record] = [r for r in records if r["spec"] == spec_for(url, "main")]
         jsonschema.validate(record, LAUNCH_SCHEMA)
         assert (record["provider"], record["status"], record["ref"]) == ("Git", "success", git_server.head(name))

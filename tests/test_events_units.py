@@ -16,12 +16,12 @@ from services.events.launches import EventFilter, LaunchDirectory
 from services.events.ledger import LaunchLedger
 from services.events.mybinder import archive_timestamp, mybinder_lines
 from services.events.pacing import Pacer
-from services.events.reader import _ack_fields, prefers_server_filter, subject_matcher
+from services.events.reader import prefers_server_filter, subject_matcher
+from services.runtime.eventlog import ack_fields
 from services.events.render import event_json, event_line, redact
 from services.events.stats import UNRESOLVED, distribution, repo_stats
 from services.events.times import TimeArgumentError, parse_time
 from services.events.wire import MSG, STATUS, Frame, FrameSplitter, WireConnection, WireUnavailable, _connect_options
-from services.gateway.api import provider_name
 from services.runtime.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -215,8 +215,8 @@ async def test_wire_leaves_tls_to_nats_py() -> None:
 
 
 def test_ack_subjects_give_sequence_time_and_pending_with_or_without_a_domain() -> None:
-    assert _ack_fields("$JS.ACK.S.c.1.42.7.1767323045000000000.3") == (42, 1767323045000000000, 3)
-    assert _ack_fields("$JS.ACK.hub.ACCHASH.S.c.1.42.7.1767323045000000000.0.token") == (42, 1767323045000000000, 0)
+    assert ack_fields("$JS.ACK.S.c.1.42.7.1767323045000000000.3") == (42, 1767323045000000000, 3)
+    assert ack_fields("$JS.ACK.hub.ACCHASH.S.c.1.42.7.1767323045000000000.0.token") == (42, 1767323045000000000, 0)
 
 
 def test_nats_url_comes_from_the_flag_then_settings_then_a_running_up() -> None:
@@ -243,7 +243,7 @@ def test_ledger_summarises_each_launch_and_build() -> None:
 
 
 def test_mybinder_export_has_the_archives_fields_and_values() -> None:
-    lines = mybinder_lines(_ledger().launches.values(), provider_name)
+    lines = mybinder_lines(_ledger().launches.values())
     records = [json.loads(line) for line in lines]
     for record in records:
         jsonschema.validate(record, LAUNCH_SCHEMA)
@@ -267,7 +267,7 @@ def test_mybinder_export_has_the_archives_fields_and_values() -> None:
 
 
 def test_mybinder_export_can_keep_only_successes_and_add_request_origin() -> None:
-    records = [json.loads(line) for line in mybinder_lines(_ledger().launches.values(), provider_name, only_success=True, with_request_origin=True)]
+    records = [json.loads(line) for line in mybinder_lines(_ledger().launches.values(), only_success=True, with_request_origin=True)]
     assert [r["status"] for r in records] == ["success", "success"]
     assert records[0]["request_origin"] == "https://binder.example.org"
     wider = {**LAUNCH_SCHEMA, "properties": {**LAUNCH_SCHEMA["properties"], "request_origin": {"type": "string"}}}
@@ -280,7 +280,7 @@ def test_export_skips_build_only_requests_unfinished_launches_and_launches_witho
     ledger.launches["a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"].build_only = True
     ledger.launches["b1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"].requested_at = None
     ledger.launches["c1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"].ended_at = None
-    records = [json.loads(line) for line in mybinder_lines(ledger.launches.values(), provider_name)]
+    records = [json.loads(line) for line in mybinder_lines(ledger.launches.values())]
     assert [r["provider"] for r in records] == ["Git"]
 
 

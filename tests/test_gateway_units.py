@@ -1,7 +1,7 @@
 """Unit tests of the gateway's BinderHub API pieces: build tokens, admission of /build
 requests, network bans, the launch-metrics state machine, provider descriptions,
-badges and redirects. Routes are exercised on the real aiohttp app (no NATS: every
-request here is answered before anything is published)."""
+badges and redirects. Routes are exercised on the real aiohttp app, its state on the
+session's nats-server (every request here is answered before anything is published)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,36 @@ import json
 import re
 import time
 import urllib.parse
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
 from schemas import BuildImage, ResolvedRepo, ResolveRef, ServerReady, Subjects
 from schemas.commands import LaunchRequest
 from services.builder import domain as builder_domain
 from services.builder.executors.base import BuildFinished
-from services.gateway.api import (
-    BADGE_LOGO_SVG,
-    BADGE_SVG,
-    PROVIDERS,
-    banned_by,
-    legacy_config,
-    legacy_redirect_location,
-    parse_ban_networks,
-    provider_name,
-    repo_url_for,
-    repoproviders_config,
-    versions_body,
-)
-from services.gateway.app import Admitted, GatewayState, Refused, admit_build_request, make_app, record_observations
+from schemas.providers import PROVIDERS, provider_name, repo_url_for
+from services.gateway.admission import Admitted, Refused, admit_build_request, banned_by, parse_ban_networks
+from services.gateway.api import legacy_redirect_location, versions_body
+from services.gateway.app import make_app
+from services.gateway.badges import BADGE_LOGO_SVG, BADGE_SVG
+from services.gateway.fanout import LaunchFanout
 from services.gateway.launch_metrics import LaunchMetrics, Metric, Observation
+from services.gateway.metrics import record_observations
+from services.gateway.provider_config import legacy_config, repoproviders_config
+from services.gateway.sightings import ServiceSightings
+from services.gateway.state import GatewayState
 from services.gateway.tokens import BuildTokenError, check_build_token, make_build_token, token_origin
 from services.resolver import domain as resolver_domain
+from services.runtime.bus import EventPublisher, connect
 from services.runtime.settings import GatewaySettings, ProviderSettings, Settings, SettingsError, load_settings
 
 SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
@@ -480,7 +479,7 @@ def test_resolver_answers_built_build_only_with_ready_and_no_server() -> None:
     now = datetime(2030, 1, 1, tzinfo=timezone.utc)
     command = ResolveRef(command_id="l1234567.resolve", launch_id="l1234567", issued_at=now, request=_request(True))
     decision = resolver_domain.decide(command, _repo(), True, now)
-    assert decision.commands == []
+    assert decision.build is None and decision.start is None
     (event,) = decision.events
     assert isinstance(event, ServerReady) and event.message == "Done! Found built image\n"
     assert event.image == _repo().image_name and event.url == "" and event.token == ""
@@ -509,19 +508,53 @@ def _settings(**gateway: Any) -> Settings:
     return Settings(gateway=GatewaySettings(**gateway))
 
 
-async def _client(settings: Settings) -> TestClient:
-    # Publisher and fan-out are never reached by these requests.
-    state = GatewayState(Subjects("unit"), None, None, None, lambda: True, settings=settings)  # type: ignore[arg-type]
-    client = TestClient(TestServer(make_app(state), host="127.0.0.1"))
-    await client.start_server()
-    return client
+MakeClient = Callable[[Settings], Awaitable[TestClient]]
+
+
+def _state(js: JetStreamContext, settings: Settings) -> GatewayState:
+    """A gateway's state on the session's nats-server, in a namespace of its own.
+
+    These requests are answered before anything is published; the state is real all the same.
+    """
+    subjects = Subjects(f"u{uuid.uuid4().hex[:10]}")
+    return GatewayState(
+        settings=settings,
+        subjects=subjects,
+        js=js,
+        publisher=EventPublisher(js, subjects),
+        fanout=LaunchFanout(js, subjects),
+        sightings=ServiceSightings(30.0),
+        nats_connected=lambda: True,
+    )
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient]:
-    c = await _client(_settings())
-    yield c
-    await c.close()
+async def nats_js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    """JetStream on the session's nats-server."""
+    nc = await connect(nats_url, "gateway-units")
+    yield nc.jetstream()
+    await nc.drain()
+
+
+@pytest.fixture
+async def make_client(nats_js: JetStreamContext) -> AsyncIterator[MakeClient]:
+    """Start the real gateway app with these settings; every client is closed afterwards."""
+    made: list[TestClient] = []
+
+    async def make(settings: Settings) -> TestClient:
+        client = TestClient(TestServer(make_app(_state(nats_js, settings)), host="127.0.0.1"))
+        await client.start_server()
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> TestClient:
+    return await make_client(_settings())
 
 
 async def _events(resp: aiohttp.ClientResponse) -> list[dict[str, Any]]:
@@ -559,8 +592,8 @@ async def test_build_only_without_api_mode_is_one_failed_event(client: TestClien
     assert "Building but not launching is not permitted" in events[0]["message"]
 
 
-async def test_required_and_invalid_tokens_are_refused_on_the_stream() -> None:
-    c = await _client(_settings(build_token_secret=SECRET, require_build_token=True, require_build_only=True))
+async def test_required_and_invalid_tokens_are_refused_on_the_stream(make_client: MakeClient) -> None:
+    c = await make_client(_settings(build_token_secret=SECRET, require_build_token=True, require_build_only=True))
     try:
         headers = {"Accept": "text/event-stream"}
         (missing,) = await _events(await c.get("/build/gh/o/r/HEAD", headers=headers))
@@ -585,8 +618,8 @@ async def test_required_and_invalid_tokens_are_refused_on_the_stream() -> None:
         await c.close()
 
 
-async def test_banned_network_gets_403_everywhere_but_versions_health_and_metrics() -> None:
-    c = await _client(_settings(ban_networks={"127.0.0.0/8": "the loopback network"}))
+async def test_banned_network_gets_403_everywhere_but_versions_health_and_metrics(make_client: MakeClient) -> None:
+    c = await make_client(_settings(ban_networks={"127.0.0.0/8": "the loopback network"}))
     try:
         resp = await c.get("/api/repoproviders")
         assert resp.status == 403 and "Requests from the loopback network are not allowed" in await resp.text()
@@ -599,23 +632,23 @@ async def test_banned_network_gets_403_everywhere_but_versions_health_and_metric
         await c.close()
 
 
-async def test_other_networks_are_not_banned() -> None:
-    c = await _client(_settings(ban_networks={"127.0.0.2/32": "banned"}))
+async def test_other_networks_are_not_banned(make_client: MakeClient) -> None:
+    c = await make_client(_settings(ban_networks={"127.0.0.2/32": "banned"}))
     try:
         assert (await c.get("/api/repoproviders")).status == 200
     finally:
         await c.close()
 
 
-def test_invalid_ban_network_stops_the_app() -> None:
+async def test_invalid_ban_network_stops_the_app(nats_js: JetStreamContext) -> None:
     with pytest.raises(SettingsError):
-        make_app(GatewayState(Subjects("unit"), None, None, None, lambda: True, settings=_settings(ban_networks={"nope": "x"})))  # type: ignore[arg-type]
+        make_app(_state(nats_js, _settings(ban_networks={"nope": "x"})))
 
 
 @pytest.mark.parametrize("mode", [{"enable_api_only_mode": True}, {"require_build_only": True}])
-async def test_api_only_mode_serves_the_api_but_no_ui_badges_or_ui_links(mode: dict[str, bool]) -> None:
+async def test_api_only_mode_serves_the_api_but_no_ui_badges_or_ui_links(make_client: MakeClient, mode: dict[str, bool]) -> None:
     # As BinderHub with enable_api_only_mode: the API answers, every page of the UI is 404.
-    c = await _client(_settings(**mode))
+    c = await make_client(_settings(**mode))
     try:
         for path in ("/_config", "/api/repoproviders", "/versions"):
             assert (await c.get(path)).status == 200, path
@@ -630,9 +663,9 @@ async def test_ui_pages_are_served_outside_api_only_mode(client: TestClient) -> 
         assert (await client.get(path)).status == 200, path
 
 
-async def test_home_form_and_provider_apis_describe_providers_from_one_table() -> None:
+async def test_home_form_and_provider_apis_describe_providers_from_one_table(make_client: MakeClient) -> None:
     enabled = ["gl", "zenodo", "git"]
-    c = await _client(Settings(providers=ProviderSettings(enabled=enabled)))
+    c = await make_client(Settings(providers=ProviderSettings(enabled=enabled)))
     try:
         page = await (await c.get("/")).text()
         form = json.loads(re.search(r'<script id="providers-config" type="application/json">(.*?)</script>', page).group(1))["providers"]  # type: ignore[union-attr]
@@ -652,8 +685,8 @@ async def test_home_form_and_provider_apis_describe_providers_from_one_table() -
     assert "GitLab.com, Zenodo DOI, Git repository" in about
 
 
-async def test_loading_page_hands_its_stream_a_build_token_that_stream_accepts() -> None:
-    c = await _client(_settings(build_token_secret=SECRET, require_build_token=True))
+async def test_loading_page_hands_its_stream_a_build_token_that_stream_accepts(make_client: MakeClient) -> None:
+    c = await make_client(_settings(build_token_secret=SECRET, require_build_token=True))
     try:
         page = await (await c.get("/v2/gh/o/r/HEAD")).text()
         build_url = html.unescape(re.search(r'data-build-url="([^"]+)"', page).group(1))  # type: ignore[union-attr]

@@ -132,7 +132,6 @@ async def test_branch_resolves_to_its_commit_with_binderhub_urls(github_api: Git
         ref_url=f"https://github.com/jupyterhub/binder-example/tree/{A}",
         clone_url="https://github.com/jupyterhub/binder-example",
         persistent_spec=f"jupyterhub/binder-example/{A}",
-        build_slug="jupyterhub-binder-example",
     )
     assert github_api.paths() == ["/repos/jupyterhub/binder-example/commits/main"]
 
@@ -299,7 +298,6 @@ async def test_gist_head_and_aliases_resolve_to_the_latest_revision(github_api: 
         ref_url=f"https://gist.github.com/mariusvniekerk/{GIST}/{V3}",
         clone_url=f"https://gist.github.com/{GIST}.git",
         persistent_spec=f"mariusvniekerk/{GIST}/{V3}",
-        build_slug=GIST,
     )
     assert set(github_api.paths()) == {f"/gists/{GIST}"}
 

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from services.resolver.providers.base import ProviderError, ResolvedSource
-from services.resolver.providers.gitlab import GitLabProvider, gitlab_build_slug, parse_gl_spec
+from services.resolver.providers.gitlab import GitLabProvider, parse_gl_spec
 from services.runtime.settings import ProviderSettings
 
 from .standins.gitlab_api import GitLabApiStandIn
@@ -59,7 +59,6 @@ def test_gl_spec_is_an_escaped_namespace_then_a_ref() -> None:
     assert parse_gl_spec("gitlab-org%2Fgitlab-foss/HEAD") == ("gitlab-org/gitlab-foss", "HEAD")
     assert parse_gl_spec("group%2Fsub%2Fproject/feature/x") == ("group/sub/project", "feature/x")
     assert parse_gl_spec("group%2Fproject.git/v1%2E0") == ("group/project", "v1.0")
-    assert gitlab_build_slug("group/sub-group/my-project") == "group-sub_-group-my_-project"
 
 
 @pytest.mark.parametrize(
@@ -89,7 +88,6 @@ async def test_head_branch_and_tag_resolve_with_binderhub_urls(gitlab_api: GitLa
         ref_url=f"{gitlab_api.url}/gitlab-org/gitlab-foss/tree/{A}",
         clone_url=f"{gitlab_api.url}/gitlab-org/gitlab-foss.git",
         persistent_spec=f"gitlab-org%2Fgitlab-foss/{A}",
-        build_slug="gitlab_-org-gitlab_-foss",
     )
     assert gitlab_api.paths() == ["/api/v4/projects/gitlab-org%2Fgitlab-foss/repository/commits/HEAD"]
     assert (await gl.resolve("gitlab-org%2Fgitlab-foss/v10.0.6")).resolved_ref == B

@@ -10,8 +10,10 @@ import msgspec
 import pytest
 
 from schemas import (
+    COMMAND_TYPES,
     PHASES,
     SCHEMA_VERSION,
+    SERVICE_NAMES,
     BuildImage,
     BuildLogged,
     BuildWaiting,
@@ -21,8 +23,10 @@ from schemas import (
     LaunchRequest,
     RepoFetching,
     ResolvedRepo,
+    ResolveRef,
     ServerLaunching,
     ServerReady,
+    StartServer,
     Subjects,
     decode_command,
     decode_phase_event,
@@ -180,11 +184,21 @@ def test_command_round_trips_and_checks_the_commit_sha() -> None:
 
 def test_subject_names_use_the_prefix() -> None:
     s = Subjects("t1")
-    names = [s.resolve_commands, s.build_commands, s.start_commands, s.all_commands, s.launch_events(LID), s.all_launch_events, s.heartbeat("builder"), s.all_heartbeats]
+    names = [*(s.commands(c) for c in COMMAND_TYPES), s.all_commands, s.launch_events(LID), s.all_launch_events, s.heartbeat("builder"), s.all_heartbeats]
     assert all(n.startswith("t1.") for n in names)
     assert s.launch_events(LID) == f"t1.launch.{LID}.events"
-    assert s.commands_for("builder") == s.build_commands
-    assert s.durable_for("resolver").startswith("t1")
+    assert s.durable(ResolveRef) == "t1-resolver"
+    assert s.commands_stream != s.events_stream
+    assert Subjects().prefix == "binderflow"
+
+
+def test_each_command_type_has_its_own_queue_and_consumer_under_the_command_stream() -> None:
+    s = Subjects("t1")
+    # The wire names deploy/, docs/asyncapi.json and running installations use.
+    assert [s.commands(c) for c in (ResolveRef, BuildImage, StartServer)] == ["t1.cmd.resolve", "t1.cmd.build", "t1.cmd.launch"]
+    assert [s.durable(c) for c in (ResolveRef, BuildImage, StartServer)] == ["t1-resolver", "t1-builder", "t1-launcher"]
+    assert {c.consumer for c in COMMAND_TYPES} == set(SERVICE_NAMES) - {"gateway"}
+    assert all(s.commands(c).startswith(s.all_commands.rstrip(">")) for c in COMMAND_TYPES)
     assert s.commands_stream != s.events_stream
     assert Subjects().prefix == "binderflow"
 
@@ -207,10 +221,3 @@ def test_prefixes_differing_in_dash_and_underscore_do_not_share_streams() -> Non
 def test_invalid_prefix_raises_value_error(prefix: str) -> None:
     with pytest.raises(ValueError):
         Subjects(prefix)
-
-
-@pytest.mark.parametrize("prefix", ["binderflow", "t0123456789", "a", "my-ns_2"])
-def test_launch_id_of_inverts_launch_events(prefix: str) -> None:
-    s = Subjects(prefix)
-    for lid in ("abcd1234", "0f3a9c2e-launch", "a" * 64):
-        assert s.launch_id_of(s.launch_events(lid)) == lid

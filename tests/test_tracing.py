@@ -230,10 +230,10 @@ async def test_a_retried_command_is_an_error_span_and_its_retry_joins_the_same_t
     js = nc.jetstream()
     await ensure_streams(js, subjects, settings)
     # The consumer takes only commands published after it exists: make it before publishing.
-    await ensure_consumer(js, subjects, "resolver")
+    await ensure_consumer(js, subjects, ResolveRef)
     handler = FailsFirstTry()
     stopping = asyncio.Event()
-    worker = Worker(js, subjects, "resolver", ResolveRef, handler.handle, handler.give_up, max_concurrent=1)
+    worker = Worker(js, subjects, ResolveRef, handler.handle, handler.give_up, max_concurrent=1)
     running = asyncio.create_task(worker.run(stopping))
     try:
         launch_id = uuid.uuid4().hex
@@ -241,7 +241,7 @@ async def test_a_retried_command_is_an_error_span_and_its_retry_joins_the_same_t
             command_id=f"{launch_id}.resolve", launch_id=launch_id, issued_at=datetime.now(timezone.utc), request=LaunchRequest(provider="git", spec="x/HEAD")
         )
         with trace.get_tracer("test").start_as_current_span("publisher") as publisher:
-            await EventPublisher(js, subjects).command(subjects.resolve_commands, command)
+            await EventPublisher(js, subjects).command(command)
         await asyncio.wait_for(handler.succeeded.wait(), 30)
         spans = await _finished_spans_of_launch(in_memory_spans, launch_id, {"resolver resolve_ref"}, count=2)
     finally:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schemas import BuildEnded, BuildImage, BuildLogged, BuildStarted, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady, StartServer
+from schemas import BuildEnded, BuildImage, BuildLogged, BuildStarted, BuildStatus, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady, StartServer
 from schemas.events import PhaseEvent
+from schemas.identity import build_event_id, command_id, launch_build_id
 from services.runtime.build_only import build_only_ready_event
 
 from .executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
@@ -20,23 +21,23 @@ def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: B
     after a lost ack is stored once, while a second attempt's log stays visible.
     """
     lid = command.launch_id
-    event_id = f"{lid}.build.{build_id}.{seq}"
+    event_id = build_event_id(lid, build_id, seq)
     match progress:
         case LogLine(text=text):
-            return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=text + "\n")
+            return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=text + "\n", build_id=build_id)
         case PhaseChanged(phase="fetching", message=message):
-            return RepoFetching(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+            return RepoFetching(launch_id=lid, event_id=event_id, timestamp=now, message=message, build_id=build_id)
         case PhaseChanged(phase="pushing", message=message):
-            return ImagePushing(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+            return ImagePushing(launch_id=lid, event_id=event_id, timestamp=now, message=message, build_id=build_id)
         case PhaseChanged(message=message):
-            return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=message)
+            return BuildLogged(launch_id=lid, event_id=event_id, timestamp=now, message=message, build_id=build_id)
         case BuildFinished(was_cached=was_cached) if command.request.build_only:
             # BinderHub's build_only: `ready` instead of `built`, and no server follows.
             return build_only_ready(command, was_cached, now)
         case BuildFinished(image_name=image_name, was_cached=was_cached):
             # One `built` per launch, whichever attempt gets there: a build redelivered
             # after its builder died just before acking republishes the same id.
-            event_id = f"{lid}.build.built"
+            event_id = launch_build_id(lid, "built")
             message = "Found built image, launching...\n" if was_cached else "Built image, launching...\n"
             return ImageBuilt(launch_id=lid, event_id=event_id, timestamp=now, image_name=image_name, message=message)
     raise TypeError(f"unknown build progress {progress!r}")
@@ -44,14 +45,14 @@ def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: B
 
 def start_after_build(command: BuildImage, now: datetime) -> StartServer:
     lid = command.launch_id
-    return StartServer(command_id=f"{lid}.start", launch_id=lid, issued_at=now, request=command.request, repo=command.repo)
+    return StartServer(command_id=command_id(lid, "start"), launch_id=lid, issued_at=now, request=command.request, repo=command.repo)
 
 
 def build_failed(command: BuildImage, build_id: str, reason: str, now: datetime) -> LaunchFailed:
     lid = command.launch_id
     return LaunchFailed(
         launch_id=lid,
-        event_id=f"{lid}.build.{build_id}.failed",
+        event_id=build_event_id(lid, build_id, "failed"),
         timestamp=now,
         message=f"Build failed: {reason.rstrip()}\n",
     )
@@ -64,7 +65,7 @@ def build_only_ready(command: BuildImage, was_cached: bool, now: datetime) -> Se
     """
     lid = command.launch_id
     message = "Done! Found built image\n" if was_cached else "Done! Image built\n"
-    return build_only_ready_event(lid, f"{lid}.build.ready", command.request, command.repo, message, now)
+    return build_only_ready_event(lid, launch_build_id(lid, "ready"), command.request, command.repo, message, now)
 
 
 def build_started(command: BuildImage, build_id: str, now: datetime) -> BuildStarted:
@@ -76,7 +77,7 @@ def build_started(command: BuildImage, build_id: str, now: datetime) -> BuildSta
     image = command.repo.image_name
     return BuildStarted(
         launch_id=lid,
-        event_id=f"{lid}.build.{build_id}.started",
+        event_id=build_event_id(lid, build_id, "started"),
         timestamp=now,
         message=f"Building {image}\n",
         build_id=build_id,
@@ -86,15 +87,15 @@ def build_started(command: BuildImage, build_id: str, now: datetime) -> BuildSta
     )
 
 
-def build_ended(command: BuildImage, build_id: str, status: str, seconds: float, now: datetime, reason: str = "") -> BuildEnded:
-    """The fact that build attempt `build_id` ended: status "success", "failure" or "cached".
+def build_ended(command: BuildImage, build_id: str, status: BuildStatus, seconds: float, now: datetime, reason: str = "") -> BuildEnded:
+    """The fact that build attempt `build_id` ended, and how.
 
     `reason` (for a failure) becomes the message, so the log says why on its own.
     """
     lid = command.launch_id
     return BuildEnded(
         launch_id=lid,
-        event_id=f"{lid}.build.{build_id}.ended",
+        event_id=build_event_id(lid, build_id, "ended"),
         timestamp=now,
         message=reason,
         build_id=build_id,

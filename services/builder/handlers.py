@@ -17,9 +17,11 @@ from nats.js import api as jsapi
 from nats.js.errors import APIError, BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from schemas import BuildImage, Subjects, decode_event
+from schemas import BuildImage, BuildStatus, Subjects
+from schemas.identity import GIVE_UP_BUILD_ID
 from services.runtime import telemetry
 from services.runtime.bus import EventPublisher
+from services.runtime.eventlog import follow_launch
 from services.runtime.service import new_id, utcnow
 
 from . import domain
@@ -32,7 +34,6 @@ from .metrics import (
     CLAIMS_TAKEN_OVER,
     FOLLOWS,
     FOLLOWS_IN_PROGRESS,
-    BuildStatus,
     FollowOutcome,
 )
 from .sharing import (
@@ -269,34 +270,34 @@ class BuilderHandlers:
             phases.fail(exc)
             log.info("launch %s: build of %s failed: %s", command.launch_id, command.repo.image_name, exc)
             await announce()
-            await self._end(command, build_id, BuildStatus.FAILURE, started, str(exc))
+            await self._end(command, build_id, "failure", started, str(exc))
             await self._publisher.event(domain.build_failed(command, build_id, str(exc), utcnow()))
             return
         except Exception as exc:
             phases.fail(exc)
             # The worker retries the command; this attempt is over all the same.
             if announced:
-                await self._end(command, build_id, BuildStatus.FAILURE, started, f"internal error in the builder: {exc}")
+                await self._end(command, build_id, "failure", started, f"internal error in the builder: {exc}")
             raise
         finally:
             phases.close()
             BUILDS_IN_PROGRESS.dec()
         if finished is None:
             if announced:
-                await self._end(command, build_id, BuildStatus.FAILURE, started, "the executor stopped without finishing the build")
+                await self._end(command, build_id, "failure", started, "the executor stopped without finishing the build")
             raise RuntimeError("the executor stopped without finishing the build")
         if announced:
-            await self._end(command, build_id, BuildStatus.CACHED if finished.was_cached else BuildStatus.SUCCESS, started)
+            await self._end(command, build_id, "cached" if finished.was_cached else "success", started)
         if command.request.build_only:
             # The build-only `ready` event was the last progress event: no server.
             return
-        await self._publisher.command(self._subjects.start_commands, domain.start_after_build(command, utcnow()))
+        await self._publisher.command(domain.start_after_build(command, utcnow()))
 
     async def _end(self, command: BuildImage, build_id: str, status: BuildStatus, started: float, reason: str = "") -> None:
         seconds = time.monotonic() - started
-        BUILDS.labels(status.value).inc()
-        BUILD_SECONDS.labels(status.value).observe(seconds)
-        await self._publisher.event(domain.build_ended(command, build_id, status.value, seconds, utcnow(), reason))
+        BUILDS.labels(status).inc()
+        BUILD_SECONDS.labels(status).observe(seconds)
+        await self._publisher.event(domain.build_ended(command, build_id, status, seconds, utcnow(), reason))
 
     async def _follow(self, command: BuildImage, key: str, followed: BuildClaim) -> bool:
         """Show the followed build's log on this launch and act on how it ends.
@@ -332,33 +333,20 @@ class BuilderHandlers:
 
     async def _watch_leader(self, command: BuildImage, key: str, followed: BuildClaim) -> LeaderSucceeded | LeaderFailed | None:
         """Relay the followed build's log from its first line until it ends; None if its claim went away unanswered."""
-        sub = await self._js.subscribe(
-            self._subjects.launch_all(followed.launch_id),
-            stream=self._subjects.events_stream,
-            ordered_consumer=True,
-            deliver_policy=jsapi.DeliverPolicy.ALL,
-        )
-        last_seq = 0
         claim_gone = False
         next_check = time.monotonic() + self._claim_check_seconds
-        try:
+        async with follow_launch(self._js, self._subjects, followed.launch_id) as leader_log:
             while True:
                 wait = _DRAIN_SECONDS if claim_gone else max(0.01, next_check - time.monotonic())
-                try:
-                    msg = await sub.next_msg(timeout=wait)
-                except asyncio.TimeoutError:
-                    msg = None
-                if msg is not None:
-                    seq = msg.metadata.sequence.stream
-                    # An ordered consumer that resets delivers again from where it was.
-                    if seq > last_seq:
-                        last_seq = seq
-                        news = self._leader_news(followed, msg.data)
-                        if isinstance(news, Relay):
-                            await self._publisher.event(relayed_event(command, followed, seq, news.event, utcnow()))
-                        elif news is not None:
-                            return news
-                    if claim_gone and msg.metadata.num_pending == 0:
+                record = await leader_log.next(wait)
+                if record is not None:
+                    logged = record.logged()
+                    news = read_leader_event(followed, logged.event) if logged is not None else None
+                    if isinstance(news, Relay):
+                        await self._publisher.event(relayed_event(command, followed, record.seq, news.event, utcnow()))
+                    elif news is not None:
+                        return news
+                    if claim_gone and leader_log.caught_up:
                         return None  # read all the leader stored, and no end among it
                 elif claim_gone:
                     return None
@@ -372,20 +360,6 @@ class BuilderHandlers:
                 elif state is not ClaimState.HELD:
                     return None  # taken over, or its builder died: decide afresh
                 next_check = time.monotonic() + self._claim_check_seconds
-        finally:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                pass
-
-    @staticmethod
-    def _leader_news(followed: BuildClaim, data: bytes) -> Relay | LeaderSucceeded | LeaderFailed | None:
-        try:
-            event = decode_event(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            log.error("undecodable event of launch %s: %s", followed.launch_id, exc)
-            return None
-        return read_leader_event(followed, event)
 
     async def give_up(self, command: BuildImage, error: BaseException) -> None:
-        await self._publisher.event(domain.build_failed(command, "final", f"internal error in the builder: {error}", utcnow()))
+        await self._publisher.event(domain.build_failed(command, GIVE_UP_BUILD_ID, f"internal error in the builder: {error}", utcnow()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from schemas import BuildImage
-from services.runtime.gitcmd import policy_from_settings
 from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.worker import Worker
@@ -17,7 +16,7 @@ async def serve(settings: Settings) -> None:
     async with ServiceRuntime("builder", settings, settings.builder.http_port) as rt:
         preset()
         claims = await ClaimBucket.open(rt.js, rt.subjects, settings.events.replicas)
-        executor = make_executor(settings, policy_from_settings(settings))
+        executor = make_executor(settings)
         handlers = BuilderHandlers(rt.publisher, rt.subjects, executor, rt.js, claims, rt.instance)
-        worker = Worker(rt.js, rt.subjects, "builder", BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds, settings.ack_wait_seconds)
+        worker = Worker(rt.js, rt.subjects, BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds, settings.ack_wait_seconds)
         await worker.run(rt.stopping)

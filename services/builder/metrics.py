@@ -6,8 +6,9 @@ import enum
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from schemas import BUILD_STATUSES
+
 __all__ = [
-    "BuildStatus",
     "FollowOutcome",
     "BUILDS",
     "BUILD_SECONDS",
@@ -18,12 +19,6 @@ __all__ = [
     "CLAIMS_TAKEN_OVER",
     "preset",
 ]
-
-
-class BuildStatus(enum.Enum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    CACHED = "cached"
 
 
 class FollowOutcome(enum.Enum):
@@ -37,6 +32,7 @@ class FollowOutcome(enum.Enum):
     ABANDONED = "abandoned"
 
 
+# The `status` label takes schemas.BuildStatus values, as BuildEnded facts do.
 BUILDS = Counter("binderflow_builder_builds_total", "Builds finished, by status", ["status"])
 BUILD_SECONDS = Histogram(
     "binderflow_builder_build_duration_seconds",
@@ -56,8 +52,8 @@ CLAIMS_TAKEN_OVER = Counter(
 
 
 def preset() -> None:
-    for status in BuildStatus:
-        BUILDS.labels(status.value)
-        BUILD_SECONDS.labels(status.value)
+    for status in BUILD_STATUSES:
+        BUILDS.labels(status)
+        BUILD_SECONDS.labels(status)
     for outcome in FollowOutcome:
         FOLLOWS.labels(outcome.value)

@@ -14,8 +14,9 @@ from .errors import BuildError
 
 __all__ = ["BuildPlan", "plan_build", "UNSUPPORTED_FILES"]
 
-# Files the local executor cannot honour, and why. The kubernetes executor runs
-# repo2docker, which handles all of them.
+# Files the local executor cannot honour, and why. repo2docker (the builder of
+# BinderHub, and so of mybinder.org) handles all of them; binderflow has no
+# executor that runs it yet.
 UNSUPPORTED_FILES = {
     "environment.yml": "a conda environment",
     "apt.txt": "system (apt) packages",
@@ -60,9 +61,9 @@ def plan_build(repo: Path) -> BuildPlan:
     for name, what in UNSUPPORTED_FILES.items():
         if (config / name).exists():
             raise BuildError(
-                f"{rel(name)} asks for {what}, which the local executor cannot build. "
-                "Use the kubernetes executor (repo2docker) for this repository, "
-                "or describe a Python environment with requirements.txt."
+                f"{rel(name)} asks for {what}, which this Binder's local executor cannot build "
+                "(it builds Python environments with uv). Describe a Python environment with "
+                "requirements.txt, or use a Binder that builds with repo2docker, such as mybinder.org."
             )
 
     python_version = ""
@@ -73,7 +74,10 @@ def plan_build(repo: Path) -> BuildPlan:
         if match:
             python_version = f"{match.group(1)}.{match.group(2)}"
         elif text.startswith("r-"):
-            raise BuildError(f"{rel('runtime.txt')} asks for R ({text}), which the local executor cannot build; use the kubernetes executor (repo2docker).")
+            raise BuildError(
+                f"{rel('runtime.txt')} asks for R ({text}), which this Binder's local executor cannot build; "
+                "use a Binder that builds with repo2docker, such as mybinder.org."
+            )
         else:
             raise BuildError(f"{rel('runtime.txt')} says {text[:80]!r}; expected a line like python-3.11")
 

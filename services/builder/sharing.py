@@ -27,6 +27,7 @@ import msgspec
 
 from schemas import AnyEvent, BuildEnded, BuildImage, BuildLogged, BuildStarted, ImageBuilt, ImagePushing, LaunchFailed, RepoFetching, ServerReady
 from schemas.events import PhaseEvent
+from schemas.identity import AttemptStep, follow_event_id, log_build_id, parse_event_id
 
 __all__ = [
     "CLAIM_RENEW_SECONDS",
@@ -195,26 +196,30 @@ def read_leader_event(followed: BuildClaim, event: AnyEvent) -> LeaderNews | Non
     alone is not an answer: an internal error ends an attempt that is retried,
     and the follower learns of that from the claim being released.
     """
-    lid = followed.launch_id
-    marker = f"{lid}.build.{followed.build_id}."
+    if isinstance(event, _RELAYED_TYPES):
+        return Relay(event) if log_build_id(event) == followed.build_id else None
+    if isinstance(event, BuildEnded):
+        if event.build_id == followed.build_id and event.status in ("success", "cached"):
+            return LeaderSucceeded()
+        return None
+    if not isinstance(event, (ImageBuilt, ServerReady, LaunchFailed)):
+        return None
+    key = parse_event_id(event.event_id)
+    if key is None or key.launch_id != followed.launch_id or key.writer != "build":
+        return None  # the resolver's or the launcher's, not the build's
     match event:
-        case RepoFetching() | BuildLogged() | ImagePushing() if event.event_id.startswith(marker):
-            return Relay(event)
-        case ImageBuilt() if event.event_id == f"{lid}.build.built":
+        case ImageBuilt() | ServerReady() if not key.build_id:
+            # The launch's one `built` (or build-only `ready`), whichever attempt made it.
             return LeaderSucceeded()
-        case ServerReady() if event.event_id == f"{lid}.build.ready":
-            return LeaderSucceeded()
-        case BuildEnded(build_id=build_id, status=status) if build_id == followed.build_id and status in ("success", "cached"):
-            return LeaderSucceeded()
-        case LaunchFailed(message=message) if event.event_id == f"{marker}failed":
+        case LaunchFailed(message=message) if key.build_id == followed.build_id and key.step == "failed":
             return LeaderFailed(message)
     return None
 
 
-def _follow_id(command: BuildImage, followed: BuildClaim, suffix: str | int) -> str:
+def _follow_id(command: BuildImage, followed: BuildClaim, step: int | AttemptStep) -> str:
     # Named by the followed build and the leader's log position: a follower whose
     # command is redelivered republishes the same ids, and JetStream keeps one copy.
-    return f"{command.launch_id}.follow.{followed.build_id}.{suffix}"
+    return follow_event_id(command.launch_id, followed.build_id, step)
 
 
 def relayed_event(command: BuildImage, followed: BuildClaim, leader_seq: int, event: PhaseEvent, now: datetime) -> PhaseEvent:

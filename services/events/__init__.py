@@ -8,7 +8,7 @@ connection; `cli` is `binderflow events ...`.
 from .launches import EventFilter, LaunchFacts
 from .ledger import LaunchLedger, LaunchSummary
 from .mybinder import mybinder_lines
-from .reader import LogRecord, read_events, read_records
+from .reader import read_events, read_records
 from .stats import RepoStats, repo_stats
 from .times import parse_time
 
@@ -17,7 +17,6 @@ __all__ = [
     "LaunchFacts",
     "LaunchLedger",
     "LaunchSummary",
-    "LogRecord",
     "RepoStats",
     "mybinder_lines",
     "parse_time",

@@ -194,9 +194,6 @@ def _write_atomically(path: str, lines: list[str]) -> None:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    # BinderHub's provider names live with the gateway's provider table (one place).
-    from services.gateway.api import provider_name
-
     from .tools import export_mybinder
 
     settings = _settings(args)
@@ -205,7 +202,7 @@ async def _export(args: argparse.Namespace) -> int:
     async with _connected(args, settings) as (nc, subjects):
         with _progress("reading the log") as progress:
             lines = await export_mybinder(
-                nc, subjects, since, until, provider_name, only_success=args.only_success,
+                nc, subjects, since, until, only_success=args.only_success,
                 with_request_origin=args.with_request_origin, progress=progress,
             )
     if args.output and args.output != "-":

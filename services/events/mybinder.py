@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import Iterable
+
+from schemas.providers import provider_name
 
 from .ledger import SUCCESS, LaunchSummary
 from .times import as_utc
@@ -41,9 +43,7 @@ def archive_timestamp(moment: datetime) -> str:
     return as_utc(moment).replace(second=0, microsecond=0).isoformat()
 
 
-def mybinder_record(
-    launch: LaunchSummary, provider_name: Callable[[str], str], *, with_request_origin: bool = False
-) -> dict[str, object] | None:
+def mybinder_record(launch: LaunchSummary, *, with_request_origin: bool = False) -> dict[str, object] | None:
     """The archive object for `launch`, or None when it is not one the archive would hold
     (not finished, not a launch, or its `requested` fact is gone from the log)."""
     if launch.ended_at is None or not launch.is_requested or launch.build_only:
@@ -52,6 +52,7 @@ def mybinder_record(
         "timestamp": archive_timestamp(launch.ended_at),
         "schema": LAUNCH_SCHEMA,
         "version": LAUNCH_SCHEMA_VERSION,
+        # BinderHub's provider names ("GitHub", "Git", ...), from the catalogue.
         "provider": provider_name(launch.provider),
         "spec": launch.spec,
         "ref": launch.resolved_ref,
@@ -66,7 +67,6 @@ def mybinder_record(
 
 def mybinder_lines(
     launches: Iterable[LaunchSummary],
-    provider_name: Callable[[str], str],
     *,
     only_success: bool = False,
     with_request_origin: bool = False,
@@ -76,7 +76,7 @@ def mybinder_lines(
     for launch in launches:
         if only_success and launch.status != SUCCESS:
             continue
-        record = mybinder_record(launch, provider_name, with_request_origin=with_request_origin)
+        record = mybinder_record(launch, with_request_origin=with_request_origin)
         if record is not None:
             assert launch.ended_at is not None
             records.append((launch.ended_at, launch.launch_id, record))

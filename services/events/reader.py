@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import AsyncGenerator, Callable
 
@@ -27,11 +26,12 @@ from nats.js import JetStreamContext
 from nats.js import api as jsapi
 from nats.js.errors import NotFoundError
 
-from schemas import AnyEvent, RefResolved, Subjects, TERMINAL_PHASES, decode_event
+from schemas import TERMINAL_PHASES, AnyEvent, LoggedEvent, RefResolved, Subjects, decode_event
+from services.runtime.eventlog import LogFollower, LogRecord, StartAt, ack_fields
 
 from .wire import MSG, Frame, WireConnection, WireUnavailable
 
-__all__ = ["LogRecord", "ReadProgress", "read_records", "read_events", "first_launch_facts", "follow_records", "subject_matcher", "prefers_server_filter", "PULL_BATCH"]
+__all__ = ["ReadProgress", "read_records", "read_events", "first_launch_facts", "follow_records", "subject_matcher", "prefers_server_filter", "PULL_BATCH"]
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +43,6 @@ _IDLE_CHECK_SECONDS = 5.0
 
 # Called with (messages read so far, messages the read expects in all).
 ReadProgress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One message as the event log stored it."""
-
-    seq: int
-    # When the stream stored it (nanoseconds since the epoch): the log's own clock,
-    # which --since/--until select on.
-    stored_ns: int
-    subject: str
-    data: bytes
-
-    @property
-    def stored_at(self) -> datetime:
-        """The stored time to the microsecond (truncated, so `until=record.stored_at` excludes the record)."""
-        return _EPOCH + timedelta(microseconds=self.stored_ns // 1000)
-
-    def decode(self) -> AnyEvent:
-        """The event; raises msgspec.ValidationError/DecodeError on a message that is not one."""
-        return decode_event(self.data)
-
-
-def _ack_fields(reply: str) -> tuple[int, int, int]:
-    """(stream sequence, stored-at ns, pending) from a JetStream ack subject.
-
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`, or the
-    domain form with two more tokens after `$JS.ACK`.
-    """
-    tokens = reply.split(".")
-    shift = 0 if len(tokens) == 9 else 2
-    return int(tokens[5 + shift]), int(tokens[7 + shift]), int(tokens[8 + shift])
 
 
 def _ns(moment: datetime) -> int:
@@ -166,7 +134,7 @@ class _Pull:
         """Take one delivered message; returns True when another pull request should go out."""
         if self.finished:
             return False
-        seq, stored_ns, pending = _ack_fields(reply)
+        seq, stored_ns, pending = ack_fields(reply)
         if self.until_ns is not None and stored_ns >= self.until_ns:
             self.finish()
             return False
@@ -396,7 +364,7 @@ async def read_events(
     progress: ReadProgress | None = None,
     server_filter: bool | None = None,
     use_wire: bool = True,
-) -> AsyncGenerator[tuple[LogRecord, AnyEvent], None]:
+) -> AsyncGenerator[LoggedEvent, None]:
     """Like read_records, decoded; a message that is not an event is logged and skipped."""
     async with contextlib.aclosing(
         read_records(nc, stream, subject_filter, since=since, until=until, progress=progress, server_filter=server_filter, use_wire=use_wire)
@@ -408,7 +376,7 @@ async def read_events(
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     log.warning("skipping undecodable message %d on %s: %s", record.seq, record.subject, exc)
                     continue
-                yield record, event
+                yield LoggedEvent(record.seq, event)
 
 
 async def first_launch_facts(js: JetStreamContext, subjects: Subjects, launch_id: str, max_messages: int = 6) -> list[AnyEvent]:
@@ -443,24 +411,13 @@ async def follow_records(
 ) -> AsyncGenerator[LogRecord, None]:
     """Yield messages on `subject` as they are stored (from `since`, else new ones only), forever.
 
-    An ordered consumer: it survives reconnects and never skips or repeats a
-    message. `on_ready` is called once the consumer exists (from then on nothing
-    stored is missed).
+    A LogFollower: it survives reconnects and never skips or repeats a message.
+    `on_ready` is called once the consumer exists (from then on nothing stored
+    is missed).
     """
-    js = nc.jetstream()
-    policy = jsapi.DeliverPolicy.BY_START_TIME if since else jsapi.DeliverPolicy.NEW
-    config = jsapi.ConsumerConfig(opt_start_time=since) if since else None
-    sub = await js.subscribe(subject, stream=stream, ordered_consumer=True, deliver_policy=policy, config=config)
-    if on_ready is not None:
-        on_ready()
-    try:
-        async for msg in sub.messages:
-            seq, stored_ns, _ = _ack_fields(msg.reply)
-            yield LogRecord(seq, stored_ns, msg.subject, msg.data)
-    finally:
-        try:
-            await sub.unsubscribe()
-        except Exception as exc:  # the connection may already be closing
-            log.debug("tail unsubscribe: %s", exc)
-
-
+    start: StartAt = since if since is not None else "new"
+    async with LogFollower(nc.jetstream(), stream, subject, start=start) as follower:
+        if on_ready is not None:
+            on_ready()
+        async for record in follower:
+            yield record

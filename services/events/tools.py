@@ -191,8 +191,8 @@ async def _ledger(
     ledger = LaunchLedger()
     with _without_cycle_collection():
         async with contextlib.aclosing(read_events(nc, subjects.events_stream, subjects.all_launch_events, since=since, until=until, progress=progress)) as events:
-            async for _, event in events:
-                ledger.apply(event)
+            async for logged in events:
+                ledger.apply(logged.event)
     return ledger
 
 
@@ -201,7 +201,6 @@ async def export_mybinder(
     subjects: Subjects,
     since: datetime | None,
     until: datetime | None,
-    provider_name: Callable[[str], str],
     *,
     only_success: bool = False,
     with_request_origin: bool = False,
@@ -217,7 +216,7 @@ async def export_mybinder(
             for earlier in await first_launch_facts(js, subjects, launch.launch_id):
                 if earlier.phase in ("requested", "resolved"):
                     ledger.apply(earlier)
-    return mybinder_lines(ledger.launches.values(), provider_name, only_success=only_success, with_request_origin=with_request_origin)
+    return mybinder_lines(ledger.launches.values(), only_success=only_success, with_request_origin=with_request_origin)
 
 
 async def launch_stats(

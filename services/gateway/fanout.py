@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import AsyncIterator
 
-import msgspec
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js import api as jsapi
-from nats.js.errors import NotFoundError
 
-from schemas import FACT_KINDS, TERMINAL_PHASES, AnyEvent, Subjects, decode_event
+from schemas import FACT_KINDS, TERMINAL_PHASES, LoggedEvent, Subjects
+from services.runtime.eventlog import LogFollower, LogRecord, follow_launch
 
 from .metrics import OPEN_STREAMS, WATCHED_LAUNCHES
 
-__all__ = ["LaunchFanout", "Watcher", "SlowWatcher", "LoggedEvent", "launch_exists", "EventLogUnavailable"]
+__all__ = ["LaunchFanout", "Watcher", "SlowWatcher", "WATCHER_QUEUE_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +35,6 @@ class SlowWatcher(Exception):
     """The watcher fell too far behind and was disconnected."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedEvent:
-    """An event and its position in the event log (the stream sequence)."""
-
-    seq: int
-    event: AnyEvent
-
-
 _END = object()
 _SLOW = object()
 
@@ -54,11 +42,11 @@ _SLOW = object()
 class Watcher:
     """One client's view of a launch: events after `after_seq`, in log order."""
 
-    def __init__(self, fanout: "LaunchFanout", launch_id: str, after_seq: int) -> None:
+    def __init__(self, fanout: "LaunchFanout", launch_id: str, after_seq: int, queue_limit: int = WATCHER_QUEUE_LIMIT) -> None:
         self.launch_id = launch_id
         self.after_seq = after_seq
         self._fanout = fanout
-        self.queue: asyncio.Queue[object] = asyncio.Queue(WATCHER_QUEUE_LIMIT)
+        self.queue: asyncio.Queue[object] = asyncio.Queue(queue_limit)
         self._closed = False
 
     def offer(self, item: LoggedEvent) -> bool:
@@ -114,36 +102,18 @@ class Watcher:
 
 class _Channel:
     def __init__(self) -> None:
-        self.subscription: object | None = None
+        self.follower: LogFollower | None = None
         self.history: list[LoggedEvent] = []
         self.watchers: set[Watcher] = set()
 
 
-class EventLogUnavailable(Exception):
-    """The event log could not be asked (NATS down or overloaded)."""
-
-
-async def launch_exists(js: JetStreamContext, subjects: Subjects, launch_id: str) -> bool:
-    """Whether the event log holds `launch_id` (it may never have existed, or have aged out).
-
-    Every launch's first event is on its events subject, so a direct get of the
-    last message there answers without creating a consumer. Raises
-    EventLogUnavailable when the log cannot be asked.
-    """
-    try:
-        await js.get_last_msg(subjects.events_stream, subjects.launch_events(launch_id), direct=True)
-    except NotFoundError:
-        return False
-    except Exception as exc:
-        raise EventLogUnavailable(str(exc) or type(exc).__name__) from exc
-    return True
-
-
 class LaunchFanout:
-    def __init__(self, nc: NATS, subjects: Subjects, js: JetStreamContext | None = None) -> None:
-        self._nc = nc
-        self._js = js or nc.jetstream()
+    """Every watched launch's events, read once per gateway process and copied to its watchers."""
+
+    def __init__(self, js: JetStreamContext, subjects: Subjects, watcher_queue_limit: int = WATCHER_QUEUE_LIMIT) -> None:
+        self._js = js
         self._subjects = subjects
+        self._watcher_queue_limit = watcher_queue_limit
         self._channels: dict[str, _Channel] = {}
         self._lock = asyncio.Lock()
 
@@ -154,45 +124,40 @@ class LaunchFanout:
         in log order. On return the consumer exists, so nothing published from now
         on can be missed (and nothing earlier is, as it reads from the start).
         """
-        watcher = Watcher(self, launch_id, after_seq)
+        watcher = Watcher(self, launch_id, after_seq, self._watcher_queue_limit)
         async with self._lock:
             channel = self._channels.get(launch_id)
             if channel is None:
                 channel = _Channel()
                 self._channels[launch_id] = channel
 
-                async def on_message(msg) -> None:  # type: ignore[no-untyped-def]
-                    self._dispatch(launch_id, msg.metadata.sequence.stream, msg.data)
+                def on_record(record: LogRecord) -> None:
+                    self._dispatch(launch_id, record)
 
-                channel.subscription = await self._js.subscribe(
-                    self._subjects.launch_all(launch_id),
-                    stream=self._subjects.events_stream,
-                    cb=on_message,
-                    ordered_consumer=True,
-                    deliver_policy=jsapi.DeliverPolicy.ALL,
-                    pending_msgs_limit=WATCHER_QUEUE_LIMIT,
-                )
+                follower = follow_launch(self._js, self._subjects, launch_id, pending_limit=WATCHER_QUEUE_LIMIT)
+                try:
+                    await follower.open(on_record)
+                except BaseException:
+                    del self._channels[launch_id]
+                    raise
+                channel.follower = follower
                 WATCHED_LAUNCHES.inc()
-            else:
-                # A later watcher starts from what this process already read.
-                for item in channel.history:
-                    watcher.offer(item)
+            # The watcher starts from what this process already read (a consumer may
+            # deliver while it is being created), then gets each event as it comes:
+            # no await between the two, so nothing falls in between.
+            for item in channel.history:
+                watcher.offer(item)
             channel.watchers.add(watcher)
         OPEN_STREAMS.inc()
         return watcher
 
-    def _dispatch(self, launch_id: str, seq: int, data: bytes) -> None:
+    def _dispatch(self, launch_id: str, record: LogRecord) -> None:
         channel = self._channels.get(launch_id)
         if channel is None:
             return
-        if channel.history and seq <= channel.history[-1].seq:
-            return  # the ordered consumer was reset and delivers again: already have it
-        try:
-            event = decode_event(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            log.error("undecodable event on launch %s (seq %d): %s", launch_id, seq, exc)
+        item = record.logged()
+        if item is None:
             return
-        item = LoggedEvent(seq, event)
         channel.history.append(item)
         for watcher in list(channel.watchers):
             if not watcher.offer(item):
@@ -209,15 +174,8 @@ class LaunchFanout:
             if not channel.watchers:
                 del self._channels[watcher.launch_id]
                 WATCHED_LAUNCHES.dec()
-                if channel.subscription is not None:
-                    try:
-                        await channel.subscription.unsubscribe()  # type: ignore[attr-defined]
-                    except Exception:
-                        pass
-
-    @property
-    def js(self) -> JetStreamContext:
-        return self._js
+                if channel.follower is not None:
+                    await channel.follower.close()
 
     @property
     def launches_watched(self) -> int:

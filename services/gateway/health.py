@@ -1,42 +1,33 @@
-"""Which services are alive, from the heartbeats they publish on core NATS."""
+"""The gateway's own operations endpoints: /health (is the pipeline there?) and /metrics."""
 
 from __future__ import annotations
 
-import time
+import os
 
-import msgspec
+from aiohttp import web
 
-from schemas import SERVICE_NAMES, Heartbeat, decode_heartbeat
+from services.runtime.service import metrics_response
 
-__all__ = ["ServiceSightings"]
+from .state import state_of
+
+__all__ = ["add_health_routes"]
 
 
-class ServiceSightings:
-    """Last heartbeat seen from each service instance."""
+async def health(request: web.Request) -> web.Response:
+    """200 when NATS and every service were seen recently, else 503; each service's last heartbeat."""
+    state = state_of(request)
+    services = state.sightings.report()
+    nats_ok = state.nats_connected()
+    ok = nats_ok and all(s["ok"] for s in services.values())
+    body = {
+        "status": "ok" if ok else "unhealthy",
+        "service": "gateway",
+        "pid": os.getpid(),
+        "checks": {"nats": nats_ok, "services": services, "launches_watched": state.fanout.launches_watched},
+    }
+    return web.json_response(body, status=200 if ok else 503)
 
-    def __init__(self, stale_after_seconds: float) -> None:
-        self.stale_after_seconds = stale_after_seconds
-        self._seen: dict[str, tuple[float, Heartbeat]] = {}
 
-    def record(self, data: bytes, now: float | None = None) -> None:
-        try:
-            beat = decode_heartbeat(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return
-        self._seen[beat.instance] = (time.monotonic() if now is None else now, beat)
-
-    def report(self, now: float | None = None) -> dict[str, dict[str, object]]:
-        """Per service: is it seen recently, and which instances."""
-        now = time.monotonic() if now is None else now
-        report: dict[str, dict[str, object]] = {}
-        for service in SERVICE_NAMES:
-            instances = []
-            for instance, (seen, beat) in sorted(self._seen.items()):
-                if beat.service != service:
-                    continue
-                age = now - seen
-                if age > self.stale_after_seconds * 10:
-                    continue
-                instances.append({"instance": instance, "pid": beat.pid, "http_port": beat.http_port, "seconds_since_seen": round(age, 1), "ok": age <= self.stale_after_seconds})
-            report[service] = {"ok": any(i["ok"] for i in instances), "instances": instances}
-        return report
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_response)

@@ -20,7 +20,7 @@ launch turns (phase, arrival time) into the observations BinderHub would make:
 Failures before a build or launch started (a bad spec, an unknown ref, a refused
 request) are no build and no launch, and observe nothing.
 
-Pure: no clock and no prometheus here; `apply` in app.py records what this says.
+Pure: no clock and no prometheus here; metrics.record_observations records what this says.
 """
 
 from __future__ import annotations

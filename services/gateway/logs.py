@@ -10,17 +10,16 @@ is in the log until retention drops it.
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
+from schemas.identity import is_launch_id
+from schemas.providers import repo_url_for
 from services.runtime.eventlog import build_log_text, latest_repo_build, read_launch
 
-from .app import STATE_KEY, GatewayState, parse_build_path
+from .paths import parse_provider_path
+from .state import GatewayState, state_of
 
 __all__ = ["add_log_routes"]
-
-_LAUNCH_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}\Z")
 
 
 def _text(body: str, launch_id: str) -> web.Response:
@@ -28,30 +27,30 @@ def _text(body: str, launch_id: str) -> web.Response:
 
 
 async def launch_log(request: web.Request) -> web.Response:
-    state: GatewayState = request.app[STATE_KEY]  # type: ignore[assignment]
+    state = state_of(request)
     launch_id = request.match_info["launch_id"]
-    if not _LAUNCH_ID_RE.match(launch_id):
+    if not is_launch_id(launch_id):
         raise web.HTTPNotFound(text=f"No launch {launch_id!r}\n")
-    events = await read_launch(state.fanout.js, state.subjects, launch_id)
+    events = await read_launch(state.js, state.subjects, launch_id)
     if not events:
         raise web.HTTPNotFound(text=f"No launch {launch_id} in the event log (never started, or older than its retention)\n")
     return _text(build_log_text(events), launch_id)
 
 
 async def _latest_build_log(state: GatewayState, repo_url: str) -> web.Response:
-    started = await latest_repo_build(state.fanout.js, state.subjects, repo_url)
+    started = await latest_repo_build(state.js, state.subjects, repo_url)
     if started is None:
         raise web.HTTPNotFound(text=f"No build of {repo_url} in the event log\n")
     # A launch that followed another's build points at the launch holding the lines.
     launch_id = started.log_launch_id or started.launch_id
-    events = await read_launch(state.fanout.js, state.subjects, launch_id)
+    events = await read_launch(state.js, state.subjects, launch_id)
     if not events:
         raise web.HTTPNotFound(text=f"The log of the latest build of {repo_url} (launch {launch_id}) is no longer in the event log\n")
     return _text(build_log_text(events), launch_id)
 
 
 async def repo_log(request: web.Request) -> web.Response:
-    state: GatewayState = request.app[STATE_KEY]  # type: ignore[assignment]
+    state = state_of(request)
     repo = request.rel_url.query.get("repo", "").strip()
     if not repo:
         raise web.HTTPBadRequest(text="Name a repository: /logs?repo=<repository URL> or /logs/<provider>/<spec>\n")
@@ -59,10 +58,8 @@ async def repo_log(request: web.Request) -> web.Response:
 
 
 async def provider_repo_log(request: web.Request) -> web.Response:
-    from .api import repo_url_for
-
-    state: GatewayState = request.app[STATE_KEY]  # type: ignore[assignment]
-    parsed = parse_build_path(request.rel_url.raw_path, prefix="/logs/")
+    state = state_of(request)
+    parsed = parse_provider_path(request.rel_url.raw_path, "/logs/")
     if parsed is None or not parsed[1]:
         raise web.HTTPNotFound(text="Use /logs/<provider>/<spec>\n")
     provider, spec = parsed

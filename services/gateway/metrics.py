@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from .launch_metrics import Metric, Observation
+
 __all__ = [
     "OPEN_STREAMS",
     "WATCHED_LAUNCHES",
@@ -17,6 +19,7 @@ __all__ = [
     "LAUNCH_COUNT",
     "BUILDS_INPROGRESS",
     "LAUNCHES_INPROGRESS",
+    "record_observations",
 ]
 
 OPEN_STREAMS = Gauge("binderflow_gateway_open_streams", "Event streams open to clients")
@@ -38,3 +41,20 @@ BUILD_COUNT = Counter("binderhub_build_count", "Counter of builds by repo", ["st
 LAUNCH_COUNT = Counter("binderhub_launch_count", "Counter of launches by repo", ["status", "provider", "repo"])
 BUILDS_INPROGRESS = Gauge("binderhub_inprogress_builds", "Builds currently in progress")
 LAUNCHES_INPROGRESS = Gauge("binderhub_inprogress_launches", "Launches currently in progress")
+
+
+def record_observations(observations: list[Observation]) -> None:
+    """Record what the launch-metrics state machine (launch_metrics.py) says on BinderHub's metrics."""
+    for o in observations:
+        if o.metric is Metric.BUILD_TIME:
+            BUILD_TIME.labels(**o.labels).observe(o.value)
+        elif o.metric is Metric.BUILD_COUNT:
+            BUILD_COUNT.labels(**o.labels).inc(o.value)
+        elif o.metric is Metric.BUILDS_INPROGRESS:
+            BUILDS_INPROGRESS.inc(o.value)
+        elif o.metric is Metric.LAUNCH_TIME:
+            LAUNCH_TIME.labels(**o.labels).observe(o.value)
+        elif o.metric is Metric.LAUNCH_COUNT:
+            LAUNCH_COUNT.labels(**o.labels).inc(o.value)
+        elif o.metric is Metric.LAUNCHES_INPROGRESS:
+            LAUNCHES_INPROGRESS.inc(o.value)

@@ -2,9 +2,10 @@
 
 Pages are small templates filled on the server; the front end is a few hundred
 lines of hand-written CSS and JavaScript served from static/ (nothing is
-fetched from a CDN at run time). Providers are described by api.PROVIDERS, the
-same table /_config and /api/repoproviders serve. In API-only mode there is no
-UI: these routes are not registered, so the pages answer 404 as BinderHub's do.
+fetched from a CDN at run time). Providers are described by the catalogue
+(schemas.providers), the same table /_config and /api/repoproviders serve. In
+API-only mode there is no UI: app.py does not register these routes, so the
+pages answer 404 as BinderHub's do.
 """
 
 from __future__ import annotations
@@ -14,31 +15,25 @@ import json
 import time
 import urllib.parse
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from string import Template
-from typing import Any, Mapping
+from typing import Mapping
 
 from aiohttp import web
 
-from services.runtime.settings import ProviderSettings, Settings
+from services.runtime.settings import Settings
 
-from .api import enabled_providers, is_api_only, provider_site_url
-from .app import STATE_KEY, parse_build_path
+from .api import package_version
+from .paths import absolute_base, link_base, parse_provider_path
+from .provider_config import enabled_providers, home_form_providers
+from .state import state_of
 from .tokens import make_build_token, token_origin
 
-__all__ = ["add_web_routes", "home_form_providers", "url_path_from_query"]
+__all__ = ["add_web_routes", "url_path_from_query"]
 
 _HERE = Path(__file__).parent
 _TEMPLATES = _HERE / "templates"
 _STATIC = _HERE / "static"
-
-
-def _version() -> str:
-    try:
-        return version("binderflow")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 @lru_cache(maxsize=None)
@@ -51,19 +46,11 @@ def _esc(value: str) -> str:
 
 
 def _base(settings: Settings) -> str:
-    public = settings.gateway.public_url
-    return public if public.endswith("/") else (public + "/" if public else "/")
-
-
-def _absolute_base(request: web.Request, settings: Settings) -> str:
-    public = settings.gateway.public_url
-    if public:
-        return public if public.endswith("/") else public + "/"
-    return f"{request.scheme}://{request.host}/"
+    return link_base(settings.gateway)
 
 
 def _settings(request: web.Request) -> Settings:
-    return request.app[STATE_KEY].settings  # type: ignore[attr-defined,no-any-return]
+    return state_of(request).settings
 
 
 def _page(request: web.Request, title: str, content: str, scripts: str = "") -> web.Response:
@@ -75,7 +62,7 @@ def _page(request: web.Request, title: str, content: str, scripts: str = "") -> 
         # Banner and about messages are HTML written by the operator (trusted config).
         banner=f'<div class="banner">{banner}</div>' if banner else "",
         content=content,
-        version=_esc(_version()),
+        version=_esc(package_version("binderflow")),
         scripts=scripts,
     )
     return web.Response(text=body, content_type="text/html")
@@ -97,33 +84,12 @@ def url_path_from_query(query: Mapping[str, str]) -> str:
     return ""
 
 
-def home_form_providers(providers: ProviderSettings) -> dict[str, dict[str, Any]]:
-    """How the home page's form (static/home.js) turns what a person types into each
-    enabled provider's spec, keyed by prefix in the order settings list them."""
-    form: dict[str, dict[str, Any]] = {}
-    for info in enabled_providers(providers):
-        site = provider_site_url(info.prefix, providers)
-        form[info.prefix] = {
-            "display": info.display_name,
-            "label": info.repo_label,
-            "placeholder": info.repo_placeholder,
-            "ref": info.ref_enabled,
-            "ref_label": info.ref_text,
-            "default_ref": "HEAD",
-            "url_encode": info.url_encode,
-            "keep_git_suffix": info.keeps_git_suffix,
-            # A pasted web URL of the provider's site is cut down to the repository.
-            "strip_prefix": site.rstrip("/") + "/" if site else "",
-        }
-    return form
-
-
 async def home(request: web.Request) -> web.Response:
     settings = _settings(request)
     providers = home_form_providers(settings.providers)
     options = "".join(f'<option value="{_esc(p)}">{_esc(form["display"])}</option>' for p, form in providers.items())
-    badge_base = settings.gateway.badge_base_url or _absolute_base(request, settings)
-    config = {"base": _absolute_base(request, settings), "badge_base": badge_base if badge_base.endswith("/") else badge_base + "/", "providers": providers}
+    badge_base = settings.gateway.badge_base_url or absolute_base(request, settings.gateway)
+    config = {"base": absolute_base(request, settings.gateway), "badge_base": badge_base if badge_base.endswith("/") else badge_base + "/", "providers": providers}
     content = _template("home.html").substitute(base=_esc(_base(settings)), provider_options=options)
     # JSON inside <script type="application/json"> must not be able to close the tag.
     config_json = json.dumps(config).replace("</", "<\\/")
@@ -133,7 +99,7 @@ async def home(request: web.Request) -> web.Response:
 
 async def loading(request: web.Request) -> web.Response:
     settings = _settings(request)
-    parsed = parse_build_path(request.rel_url.raw_path, "/v2/")
+    parsed = parse_provider_path(request.rel_url.raw_path, "/v2/")
     assert parsed is not None
     provider, spec = parsed
     spec = spec.rstrip("/")
@@ -176,16 +142,14 @@ async def about(request: web.Request) -> web.Response:
     about_message = settings.gateway.about_message
     content = _template("about.html").substitute(
         about_message=f'<div class="about-message">{about_message}</div>' if about_message else "",
-        version=_esc(_version()),
+        version=_esc(package_version("binderflow")),
         providers=_esc(providers),
     )
     return _page(request, "About binderflow", content)
 
 
 def add_web_routes(app: web.Application) -> None:
-    """Register the web UI's pages and static assets on the gateway app (none in API-only mode)."""
-    if is_api_only(app[STATE_KEY].settings.gateway):  # type: ignore[attr-defined]
-        return
+    """Register the web UI's pages and static assets on the gateway app."""
     app.router.add_get("/", home)
     app.router.add_get("/about", about)
     app.router.add_get("/v2/{tail:.+}", loading)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from schemas import LaunchFailed, ServerLaunching, ServerReady, StartServer
+from schemas.identity import launcher_event_id
 
 from .backends.base import RunningServer
 
@@ -13,7 +14,7 @@ __all__ = ["launching", "ready", "launch_failed"]
 
 def launching(command: StartServer, now: datetime) -> ServerLaunching:
     lid = command.launch_id
-    return ServerLaunching(launch_id=lid, event_id=f"{lid}.launch.launching", timestamp=now, message="Launching server...\n")
+    return ServerLaunching(launch_id=lid, event_id=launcher_event_id(lid, "launching"), timestamp=now, message="Launching server...\n")
 
 
 def ready(command: StartServer, server: RunningServer, sealed_token: str, now: datetime) -> ServerReady:
@@ -22,7 +23,7 @@ def ready(command: StartServer, server: RunningServer, sealed_token: str, now: d
     repo = command.repo
     return ServerReady(
         launch_id=lid,
-        event_id=f"{lid}.launch.ready",
+        event_id=launcher_event_id(lid, "ready"),
         timestamp=now,
         message=f"server running at {server.url}\n",
         url=server.url,
@@ -39,4 +40,4 @@ def ready(command: StartServer, server: RunningServer, sealed_token: str, now: d
 
 def launch_failed(command: StartServer, reason: str, now: datetime) -> LaunchFailed:
     lid = command.launch_id
-    return LaunchFailed(launch_id=lid, event_id=f"{lid}.launch.failed", timestamp=now, message=f"Launch failed: {reason.rstrip()}\n")
+    return LaunchFailed(launch_id=lid, event_id=launcher_event_id(lid, "failed"), timestamp=now, message=f"Launch failed: {reason.rstrip()}\n")

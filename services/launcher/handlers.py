@@ -39,7 +39,7 @@ class LauncherHandlers:
             return
         LAUNCHES.labels(LaunchStatus.SUCCESS.value).inc()
         LAUNCH_SECONDS.labels(LaunchStatus.SUCCESS.value).observe(time.monotonic() - started)
-        SERVERS_RUNNING.set(getattr(self._backend, "running", 0))
+        SERVERS_RUNNING.set(self._backend.running)
         sealed = self._sealer.seal(server.token, command.launch_id)
         await self._publisher.event(domain.ready(command, server, sealed, utcnow()))
 
@@ -60,4 +60,4 @@ class LauncherHandlers:
                 log.exception("culling failed")
                 continue
             SERVERS_CULLED.inc(len(stopped))
-            SERVERS_RUNNING.set(getattr(self._backend, "running", 0))
+            SERVERS_RUNNING.set(self._backend.running)

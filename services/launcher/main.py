@@ -10,7 +10,7 @@ from services.runtime.service import ServiceRuntime
 from services.runtime.settings import Settings
 from services.runtime.worker import Worker
 
-from .backends import LocalBackend, make_backend
+from .backends import make_backend
 from .handlers import LauncherHandlers
 from .metrics import SERVERS_RUNNING, preset
 
@@ -19,16 +19,17 @@ log = logging.getLogger(__name__)
 
 async def serve(settings: Settings) -> None:
     backend = make_backend(settings)
-    if isinstance(backend, LocalBackend):
-        adopted = backend.adopt()
-        if adopted:
-            log.info("adopted %d running servers", adopted)
-        SERVERS_RUNNING.set(backend.running)
+    adopted = await backend.adopt()
+    if adopted:
+        log.info("adopted %d running servers", adopted)
+    SERVERS_RUNNING.set(backend.running)
     async with ServiceRuntime("launcher", settings, settings.launcher.http_port) as rt:
         preset()
         handlers = LauncherHandlers(rt.publisher, backend, load_sealer(settings))
         rt.spawn(handlers.cull_forever(settings.launcher.cull_interval_seconds, rt.stopping))
-        worker = Worker(rt.js, rt.subjects, "launcher", StartServer, handlers.handle, handlers.give_up, 8, settings.ack_wait_seconds)
+        worker = Worker(
+            rt.js, rt.subjects, StartServer, handlers.handle, handlers.give_up, settings.launcher.max_concurrent_starts, settings.ack_wait_seconds
+        )
         try:
             await worker.run(rt.stopping)
         finally:

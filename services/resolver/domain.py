@@ -22,8 +22,8 @@ from schemas import (
     ResolveRef,
     StartServer,
 )
-from schemas.commands import Command
 from schemas.events import PhaseEvent, RefResolved
+from schemas.identity import command_id, resolver_event_id
 from services.runtime.build_only import build_only_ready_event
 
 from .providers.base import ResolvedSource
@@ -102,10 +102,6 @@ class Decision:
     build: BuildImage | None = None
     start: StartServer | None = None
 
-    @property
-    def commands(self) -> list[Command]:
-        return [c for c in (self.build, self.start) if c is not None]
-
 
 def decide(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetime) -> Decision:
     """Launch a built environment at once; otherwise queue a build."""
@@ -113,31 +109,31 @@ def decide(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: datetim
     if is_built and command.request.build_only:
         # BinderHub's build_only: the environment exists, so the launch is done
         # without a server; `ready` names the image (url and token stay empty).
-        ready = build_only_ready_event(lid, f"{lid}.resolver.ready", command.request, repo, "Done! Found built image\n", now)
+        ready = build_only_ready_event(lid, resolver_event_id(lid, "ready"), command.request, repo, "Done! Found built image\n", now)
         return Decision(events=[ready])
     if is_built:
         return Decision(
             events=[
                 ImageBuilt(
                     launch_id=lid,
-                    event_id=f"{lid}.resolver.built",
+                    event_id=resolver_event_id(lid, "built"),
                     timestamp=now,
                     image_name=repo.image_name,
                     message="Found built image, launching...\n",
                 )
             ],
-            start=StartServer(command_id=f"{lid}.start", launch_id=lid, issued_at=now, request=command.request, repo=repo),
+            start=StartServer(command_id=command_id(lid, "start"), launch_id=lid, issued_at=now, request=command.request, repo=repo),
         )
     return Decision(
         events=[
             BuildWaiting(
                 launch_id=lid,
-                event_id=f"{lid}.resolver.waiting",
+                event_id=resolver_event_id(lid, "waiting"),
                 timestamp=now,
                 message=f"Waiting for build to start... ({repo.repo_url} at {repo.resolved_ref[:12]})\n",
             )
         ],
-        build=BuildImage(command_id=f"{lid}.build", launch_id=lid, issued_at=now, request=command.request, repo=repo),
+        build=BuildImage(command_id=command_id(lid, "build"), launch_id=lid, issued_at=now, request=command.request, repo=repo),
     )
 
 
@@ -149,7 +145,7 @@ def _as_lines(message: str) -> str:
 def failure(command: ResolveRef, message: str, now: datetime) -> LaunchFailed:
     return LaunchFailed(
         launch_id=command.launch_id,
-        event_id=f"{command.launch_id}.resolver.failed",
+        event_id=resolver_event_id(command.launch_id, "failed"),
         timestamp=now,
         message=_as_lines(message),
     )
@@ -198,7 +194,7 @@ def notice(command: ResolveRef, message: str, now: datetime) -> BuildWaiting:
     """A provider's hint to the person launching, before the launch goes on."""
     return BuildWaiting(
         launch_id=command.launch_id,
-        event_id=f"{command.launch_id}.resolver.notice",
+        event_id=resolver_event_id(command.launch_id, "notice"),
         timestamp=now,
         message=_as_lines(message),
     )
@@ -209,7 +205,7 @@ def resolved_fact(command: ResolveRef, repo: ResolvedRepo, is_built: bool, now: 
     lid = command.launch_id
     return RefResolved(
         launch_id=lid,
-        event_id=f"{lid}.resolver.resolved",
+        event_id=resolver_event_id(lid, "resolved"),
         timestamp=now,
         provider=command.request.provider,
         spec=command.request.spec,

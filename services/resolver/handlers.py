@@ -87,9 +87,9 @@ class ResolverHandlers:
         for event in decision.events:
             await self._publisher.event(event)
         if decision.build is not None:
-            await self._publisher.command(self._subjects.build_commands, decision.build)
+            await self._publisher.command(decision.build)
         if decision.start is not None:
-            await self._publisher.command(self._subjects.start_commands, decision.start)
+            await self._publisher.command(decision.start)
 
     async def give_up(self, command: ResolveRef, error: BaseException) -> None:
         await self._publisher.event(

@@ -9,14 +9,12 @@ from services.runtime.settings import Settings
 from services.runtime.worker import Worker
 
 from .handlers import ResolverHandlers
-from services.runtime.gitcmd import policy_from_settings
-
 from .providers import make_providers
 
 
 async def serve(settings: Settings) -> None:
     async with ServiceRuntime("resolver", settings, settings.resolver.http_port) as rt:
-        providers = make_providers(settings, policy_from_settings(settings))
+        providers = make_providers(settings)
         handlers = ResolverHandlers(
             rt.publisher,
             rt.subjects,
@@ -26,12 +24,10 @@ async def serve(settings: Settings) -> None:
             banned_specs=settings.providers.banned_specs,
             high_quota_specs=settings.providers.high_quota_specs,
         )
-        worker = Worker(rt.js, rt.subjects, "resolver", ResolveRef, handlers.handle, handlers.give_up, settings.resolver.max_concurrent, settings.ack_wait_seconds)
+        worker = Worker(rt.js, rt.subjects, ResolveRef, handlers.handle, handlers.give_up, settings.resolver.max_concurrent, settings.ack_wait_seconds)
         try:
             await worker.run(rt.stopping)
         finally:
             # Providers with an HTTP session (gh, gist, gl, ...) close it.
             for provider in providers.values():
-                aclose = getattr(provider, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await provider.aclose()

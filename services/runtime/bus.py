@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-import msgspec
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -20,6 +17,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from schemas import MSG_ID_HEADER, Subjects, encode_event
 from schemas.commands import Command
 from schemas.events import BuildStarted, PhaseEvent
+from schemas.identity import index_msg_id
 from schemas.subjects import repo_key
 
 from . import telemetry
@@ -111,12 +109,14 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Set
     )
 
 
-async def ensure_consumer(js: JetStreamContext, subjects: Subjects, service: str, ack_wait_seconds: float = WORKER_ACK_WAIT_SECONDS) -> str:
-    """Create the durable pull consumer all replicas of `service` share; returns its name."""
-    durable = subjects.durable_for(service)
+async def ensure_consumer(
+    js: JetStreamContext, subjects: Subjects, command_type: type[Command], ack_wait_seconds: float = WORKER_ACK_WAIT_SECONDS
+) -> str:
+    """Create the durable pull consumer all replicas of the service consuming `command_type` share; returns its name."""
+    durable = subjects.durable(command_type)
     config = jsapi.ConsumerConfig(
         durable_name=durable,
-        filter_subject=subjects.commands_for(service),
+        filter_subject=subjects.commands(command_type),
         ack_policy=jsapi.AckPolicy.EXPLICIT,
         deliver_policy=jsapi.DeliverPolicy.NEW,
         ack_wait=ack_wait_seconds,
@@ -176,12 +176,8 @@ class EventPublisher:
         """Record a build on its launch and in its repository's build index (for "latest build log")."""
         await self.event(event)
         if event.repo_url:
-            await self._publish(self._subjects.repo_builds(repo_key(event.repo_url)), encode_event(event), event.event_id + ".index")
+            await self._publish(self._subjects.repo_builds(repo_key(event.repo_url)), encode_event(event), index_msg_id(event.event_id))
 
-    async def command(self, subject: str, command: Command) -> jsapi.PubAck:
-        """Queue a command for the service that consumes `subject`."""
-        return await self._publish(subject, encode_event(command), command.command_id)
-
-
-def to_builtins(obj: Any) -> Any:
-    return msgspec.to_builtins(obj)
+    async def command(self, command: Command) -> jsapi.PubAck:
+        """Queue a command on its work queue, for the service that consumes its type."""
+        return await self._publish(self._subjects.commands(type(command)), encode_event(command), command.command_id)

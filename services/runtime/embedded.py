@@ -18,6 +18,7 @@ from pathlib import Path
 
 from schemas import SERVICE_NAMES
 
+from .serverrecords import stop_recorded_servers
 from .settings import Settings
 
 __all__ = ["run_up", "find_nats_server", "start_nats_server", "wait_for_nats"]
@@ -134,8 +135,6 @@ class _Supervised:
 
 async def run_up(settings: Settings, config_file: str | None, overrides_env: dict[str, str]) -> int:
     """Run everything until SIGINT/SIGTERM; returns the exit status."""
-    from services.launcher.backends import stop_recorded_servers
-
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True)
     stopping = asyncio.Event()

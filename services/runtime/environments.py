@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -119,7 +118,3 @@ class LocalEnvironmentStore:
         cm = self.building(name)
         path = await asyncio.to_thread(cm.__enter__)
         return cm, path
-
-
-def read_json(path: Path) -> dict[str, object]:
-    return json.loads(path.read_text())

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -89,7 +90,6 @@ def load_sealer(settings: Settings) -> TokenSealer:
         text = path.read_text()
         if text.strip():
             return TokenSealer(_decode_key(text, f"key file {path}"))
-        import time
 
         time.sleep(0.02)  # the writer is between open and write
     raise SettingsError(f"key file {path} is empty")

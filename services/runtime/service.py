@@ -111,8 +111,7 @@ class ServiceRuntime:
         app.router.add_get("/metrics", metrics_response)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        host = os.environ.get("BINDERFLOW_HTTP_HOST", "127.0.0.1")
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, self.settings.http_host, port)
         await site.start()
         server = site._server
         assert server is not None

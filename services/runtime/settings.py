@@ -9,14 +9,22 @@ message that names the key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import msgspec
+from msgspec import Meta
+
+from schemas.providers import PROVIDER_PREFIXES
+from schemas.subjects import PREFIX_PATTERN
+
+from .plugins import EXECUTORS, LAUNCHER_BACKENDS, PROVIDER_CLASSES, PluginError, check_plugin_name
 
 __all__ = [
     "Settings",
@@ -55,13 +63,24 @@ def default_data_dir() -> str:
     return os.path.join(base, "binderflow")
 
 
+# Value rules the types can state; msgspec checks them when settings are
+# loaded, and the error names the key. The rest (regular expressions, CIDR
+# networks, plug-in names) is checked by _check below.
+Port = Annotated[int, Meta(ge=0, le=65535, description="a TCP port (0-65535); 0 picks a free one")]
+PositiveInt = Annotated[int, Meta(gt=0, description="must be positive")]
+PositiveSeconds = Annotated[float, Meta(gt=0, description="must be positive")]
+Replicas = Annotated[int, Meta(ge=1, le=5, description="JetStream keeps 1 to 5 copies")]
+LogLevel = Annotated[str, Meta(pattern=r"(?i)^(debug|info|warning|error)\Z", description="DEBUG, INFO, WARNING or ERROR")]
+SubjectPrefix = Annotated[str, Meta(pattern=PREFIX_PATTERN, description="1-64 lower-case letters, digits, '-' or '_'")]
+
+
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
 class GatewaySettings(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
-    port: int = msgspec.field(default=8585)
+    port: Port = 8585
     # Public base URL clients use (BinderHub's binder_launch_host); empty: derived
     # from each request's Host header.
     public_url: str = ""
@@ -85,11 +104,24 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
     build_token_expires_seconds: float = 300.0
     # Client networks refused with 403: CIDR -> message shown to them.
     ban_networks: dict[str, str] = msgspec.field(default_factory=dict)
+    # Where `binderflow launch` and `binderflow logs` reach the gateway; empty:
+    # public_url, else http://<host>:<port> (127.0.0.1 when host is 0.0.0.0).
+    url: str = ""
+
+    @property
+    def client_url(self) -> str:
+        """The gateway's URL for clients on this machine (the CLI)."""
+        if self.url:
+            return self.url
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
 
 class ResolverSettings(_Section, frozen=True, kw_only=True):
     # Port of /health and /metrics; 0 picks a free port.
-    http_port: int = 8586
+    http_port: Port = 8586
     # URL schemes the git provider may fetch; "file" and "ext" stay off unless added.
     git_allowed_schemes: list[str] = msgspec.field(default_factory=lambda: ["https", "http", "git"])
     # Hosts (resolved addresses) in these networks are refused, against SSRF.
@@ -100,16 +132,19 @@ class ResolverSettings(_Section, frozen=True, kw_only=True):
     git_timeout_seconds: float = 60.0
     # Image names are "<image_prefix><name>"; the local store ignores the prefix.
     image_prefix: str = ""
-    max_concurrent: int = 16
+    # Launches this resolver process resolves at once.
+    max_concurrent: PositiveInt = 16
 
 
 class BuilderSettings(_Section, frozen=True, kw_only=True):
-    http_port: int = 8587
-    # Which executor builds environments: "local" (uv on this host).
+    http_port: Port = 8587
+    # Which executor builds environments: a name in services.runtime.plugins.EXECUTORS
+    # ("local": uv on this host) or a "module:Class" import string.
     executor: str = "local"
     # A build still running after this long is stopped and fails; 0 means no limit.
     build_timeout_seconds: float = 1800.0
-    max_concurrent_builds: int = 2
+    # Builds this builder process runs at once.
+    max_concurrent_builds: PositiveInt = 2
     # Package index for user environments; empty means uv's default (PyPI).
     index_url: str = ""
     # Extra directories or URLs with wheels (uv --find-links).
@@ -125,14 +160,16 @@ class BuilderSettings(_Section, frozen=True, kw_only=True):
     # Data repositories (zenodo, figshare, ...): bytes downloaded (and unpacked) for
     # one record, and files in one record or archive. Bounded so a huge record
     # fails with a message instead of filling the disk.
-    download_max_bytes: int = 5 * 1024**3
-    download_max_files: int = 20_000
+    download_max_bytes: PositiveInt = 5 * 1024**3
+    download_max_files: PositiveInt = 20_000
     # HydroShare prepares a resource's bag on demand; how long to wait for it.
     hydroshare_bag_wait_seconds: float = 120.0
 
 
 class LauncherSettings(_Section, frozen=True, kw_only=True):
-    http_port: int = 8588
+    http_port: Port = 8588
+    # Which backend runs servers: a name in services.runtime.plugins.LAUNCHER_BACKENDS
+    # ("local": JupyterLab processes on this host) or a "module:Class" import string.
     backend: str = "local"
     # Host name servers bind to and that their URLs use.
     server_host: str = "127.0.0.1"
@@ -143,7 +180,10 @@ class LauncherSettings(_Section, frozen=True, kw_only=True):
     cull_interval_seconds: float = 30.0
     # A server that does not answer /api/status in this time fails the launch.
     start_timeout_seconds: float = 120.0
-    max_servers: int = 50
+    # Servers this launcher process runs at once; more launches fail with a message.
+    max_servers: PositiveInt = 50
+    # Servers this launcher process starts at once (each start waits for JupyterLab to answer).
+    max_concurrent_starts: PositiveInt = 8
 
 
 class NatsServerSettings(_Section, frozen=True, kw_only=True):
@@ -151,8 +191,8 @@ class NatsServerSettings(_Section, frozen=True, kw_only=True):
 
     host: str = "127.0.0.1"
     # 0 picks a free port.
-    port: int = 0
-    monitor_port: int = 0
+    port: Port = 0
+    monitor_port: Port = 0
 
 
 class ProviderSettings(_Section, frozen=True, kw_only=True):
@@ -162,10 +202,14 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
     self-hosted GitLab, Dataverse and CKAN.
     """
 
-    # Spec prefixes this installation serves; others fail with "No provider found".
-    enabled: list[str] = msgspec.field(
-        default_factory=lambda: ["gh", "gist", "gl", "git", "zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi"]
-    )
+    # Spec prefixes this installation serves, in the order the home page lists
+    # them; others fail with "No provider found". Each is a prefix of the
+    # catalogue (schemas.providers) or of `classes`.
+    enabled: list[str] = msgspec.field(default_factory=lambda: list(PROVIDER_PREFIXES))
+    # Providers plugged in by the operator (BinderHub's repo_providers): spec
+    # prefix -> "module:Class" implementing the resolver's RepoProvider. A
+    # catalogue prefix listed here is served by that class instead.
+    classes: dict[str, str] = msgspec.field(default_factory=dict)
     github_api_url: str = "https://api.github.com"
     # Web/clone base of GitHub (repositories are cloned from <github_url>/<owner>/<repo>).
     github_url: str = "https://github.com"
@@ -189,7 +233,7 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
     banned_specs: dict[str, list[str]] = msgspec.field(default_factory=dict)
     # Provider prefix -> regular expressions of specs with a higher launch quota.
     high_quota_specs: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    http_timeout_seconds: float = 30.0
+    http_timeout_seconds: PositiveSeconds = 30.0
     # Cache GitHub API answers (ETag/If-None-Match) for this long; 0 disables.
     cache_seconds: float = 300.0
 
@@ -197,22 +241,22 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
 class EventLogSettings(_Section, frozen=True, kw_only=True):
     # Retention of the event log (oldest dropped first). The defaults keep a small
     # machine healthy: a month, at most 1 GiB on disk.
-    max_age_seconds: float = 30 * 24 * 3600.0
-    max_bytes: int = 1024 * 1024 * 1024
+    max_age_seconds: PositiveSeconds = 30 * 24 * 3600.0
+    max_bytes: PositiveInt = 1024 * 1024 * 1024
     # Messages kept per subject: caps one launch's build log (a runaway build
     # printing millions of lines loses its oldest lines, not the disk).
-    max_msgs_per_subject: int = 200_000
+    max_msgs_per_subject: PositiveInt = 200_000
     # Window in which a republished event (same id) is dropped as a duplicate.
     duplicate_window_seconds: float = 120.0
     # Consumers the event-log stream allows: each gateway process holds one per
     # launch it streams (plus short-lived readers). nats-server >= 2.15 caps a
     # stream at 1000 unless the stream says otherwise, which would cap a whole
     # installation at 1000 watched launches.
-    max_consumers: int = 100_000
+    max_consumers: PositiveInt = 100_000
     # Copies JetStream keeps of the command and event streams and the builds
     # bucket: 1 for one nats-server (the embedded default), 3 in a NATS cluster so
     # the log survives losing a server. JetStream allows 1 to 5.
-    replicas: int = 1
+    replicas: Replicas = 1
     commands_max_age_seconds: float = 7 * 24 * 3600.0
     commands_max_bytes: int = 256 * 1024 * 1024
     # Key that seals Jupyter tokens in the log (32 bytes, base64). Empty: a key
@@ -225,17 +269,21 @@ class EventLogSettings(_Section, frozen=True, kw_only=True):
 
 class TelemetrySettings(_Section, frozen=True, kw_only=True):
     # Where spans go: "none" (default), "console" (stderr) or "otlp" (HTTP).
-    exporter: str = "none"
+    exporter: Literal["none", "console", "otlp"] = "none"
     # OTLP/HTTP traces endpoint; empty: the SDK's default (OTEL_EXPORTER_OTLP_*).
     otlp_endpoint: str = ""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     nats_url: str = "nats://127.0.0.1:4222"
-    subject_prefix: str = "binderflow"
+    # Every subject, stream and consumer name starts with it (schemas.subjects).
+    subject_prefix: SubjectPrefix = "binderflow"
     # Where the embedded default keeps NATS data, environments and servers.
     data_dir: str = msgspec.field(default_factory=default_data_dir)
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
+    # Address the resolver, builder and launcher serve /health and /metrics on
+    # (0.0.0.0 in a pod, so probes and scrapes reach them; the gateway has gateway.host).
+    http_host: str = "127.0.0.1"
     # Seconds between liveness heartbeats of each service.
     heartbeat_seconds: float = 5.0
     # A worker silent this long (no ack, no in-progress ack) loses its command to
@@ -320,6 +368,22 @@ def _key_of(error: msgspec.ValidationError) -> str:
     return ""
 
 
+def _rule_of(key: str) -> str:
+    """The description of the value rule on setting `key` ("events.replicas"), or ""."""
+    struct: Any = Settings
+    annotation: Any = None
+    for name in key.split("."):
+        fields = {f.name: f.type for f in msgspec.structs.fields(struct)} if isinstance(struct, type) and issubclass(struct, msgspec.Struct) else {}
+        if name not in fields:
+            return ""
+        annotation = fields[name]
+        struct = annotation
+    for extra in typing.get_args(annotation)[1:] if typing.get_origin(annotation) is Annotated else ():
+        if isinstance(extra, Meta) and extra.description:
+            return extra.description
+    return ""
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -351,39 +415,28 @@ def load_settings(
         key = _key_of(exc)
         env_name = "BINDERFLOW_" + key.replace(".", "_").upper() if key else ""
         where = f"setting '{key}' (or {env_name}): " if key else "settings: "
-        raise SettingsError(f"invalid {where}{exc}") from None
+        rule = _rule_of(key) if key else ""
+        raise SettingsError(f"invalid {where}{exc}" + (f" ({rule})" if rule else "")) from None
     _check(settings)
     return settings
 
 
 def _check(settings: Settings) -> None:
-    from schemas.subjects import is_valid_prefix
-
-    if not is_valid_prefix(settings.subject_prefix):
-        raise SettingsError(
-            f"invalid setting 'subject_prefix' (or BINDERFLOW_SUBJECT_PREFIX): {settings.subject_prefix!r} "
-            "must be lower-case letters, digits, '-' or '_'"
-        )
-    for name, value in (
-        ("gateway.port", settings.gateway.port),
-        ("resolver.http_port", settings.resolver.http_port),
-        ("builder.http_port", settings.builder.http_port),
-        ("launcher.http_port", settings.launcher.http_port),
-        ("nats.port", settings.nats.port),
-        ("nats.monitor_port", settings.nats.monitor_port),
-    ):
-        if not 0 <= value <= 65535:
-            raise SettingsError(f"invalid setting '{name}': {value} is not a TCP port (0-65535)")
-    if settings.builder.executor not in ("local",):
-        raise SettingsError(
-            f"invalid setting 'builder.executor': {settings.builder.executor!r}; known executors: local"
-        )
-    if settings.launcher.backend not in ("local",):
-        raise SettingsError(
-            f"invalid setting 'launcher.backend': {settings.launcher.backend!r}; known backends: local"
-        )
-    import ipaddress
-
+    """The rules types cannot state: plug-in names, networks, regular expressions."""
+    try:
+        check_plugin_name("builder.executor", settings.builder.executor, EXECUTORS)
+        check_plugin_name("launcher.backend", settings.launcher.backend, LAUNCHER_BACKENDS)
+        for prefix, target in settings.providers.classes.items():
+            check_plugin_name(f"providers.classes.{prefix}", target, {})
+    except PluginError as exc:
+        raise SettingsError(str(exc)) from None
+    served = set(PROVIDER_CLASSES) | set(settings.providers.classes)
+    for prefix in settings.providers.enabled:
+        if prefix not in served:
+            raise SettingsError(
+                f"invalid setting 'providers.enabled': no provider {prefix!r} (known: {', '.join(sorted(served))}; "
+                "plug one in with providers.classes)"
+            )
     for net in settings.resolver.git_blocked_networks:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -397,20 +450,3 @@ def _check(settings: Settings) -> None:
                     re.compile(pattern)
                 except re.error as exc:
                     raise SettingsError(f"invalid setting '{field}': {prefix}: {pattern!r} is not a regular expression ({exc})") from None
-    for name, value in (("builder.download_max_bytes", settings.builder.download_max_bytes),
-                        ("builder.download_max_files", settings.builder.download_max_files)):
-        if value <= 0:
-            raise SettingsError(f"invalid setting '{name}': {value} must be positive")
-    if settings.telemetry.exporter not in ("none", "console", "otlp"):
-        raise SettingsError(
-            f"invalid setting 'telemetry.exporter': {settings.telemetry.exporter!r}; use none, console or otlp"
-        )
-    for name, number in (("events.max_age_seconds", settings.events.max_age_seconds), ("events.max_bytes", settings.events.max_bytes),
-                         ("events.max_msgs_per_subject", settings.events.max_msgs_per_subject),
-                         ("events.max_consumers", settings.events.max_consumers)):
-        if number <= 0:
-            raise SettingsError(f"invalid setting '{name}': {number} must be positive")
-    if not 1 <= settings.events.replicas <= 5:
-        raise SettingsError(f"invalid setting 'events.replicas': {settings.events.replicas}; JetStream keeps 1 to 5 copies")
-    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise SettingsError(f"invalid setting 'log_level': {settings.log_level!r}")

@@ -42,13 +42,13 @@ _OUTCOME_ATTRIBUTE = "binderflow.outcome"
 
 
 class Worker(Generic[C]):
-    """Runs `handle` for each command on a service's work subject."""
+    """Runs `handle` for each command of `command_type` on its work queue, as a replica
+    of the service that consumes it (`command_type.consumer`)."""
 
     def __init__(
         self,
         js: JetStreamContext,
         subjects: Subjects,
-        service: str,
         command_type: type[C],
         handle: Handler[C],
         give_up: GiveUp[C],
@@ -58,20 +58,20 @@ class Worker(Generic[C]):
         self._ack_wait_seconds = ack_wait_seconds
         self._js = js
         self._subjects = subjects
-        self._service = service
+        self._service = command_type.consumer
         self._type = command_type
         self._handle = handle
         self._give_up = give_up
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
         self._tasks: set[asyncio.Task[None]] = set()
-        self._tracer = trace.get_tracer(f"binderflow.{service}")
-        self._span_name = _span_name(service, command_type)
+        self._tracer = trace.get_tracer(f"binderflow.{self._service}")
+        self._span_name = _span_name(self._service, command_type)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fetch and handle commands until `stopping` is set, then wait for in-flight work."""
-        durable = await ensure_consumer(self._js, self._subjects, self._service, self._ack_wait_seconds)
+        durable = await ensure_consumer(self._js, self._subjects, self._type, self._ack_wait_seconds)
         psub = await self._js.pull_subscribe_bind(durable=durable, stream=self._subjects.commands_stream)
-        log.info("%s consuming %s", self._service, self._subjects.commands_for(self._service))
+        log.info("%s consuming %s", self._service, self._subjects.commands(self._type))
         try:
             while not stopping.is_set():
                 await self._slots.acquire()
@@ -130,7 +130,7 @@ class Worker(Generic[C]):
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": msg.subject,
-                "messaging.consumer.group.name": self._subjects.durable_for(self._service),
+                "messaging.consumer.group.name": self._subjects.durable(self._type),
             },
             # Outcomes are recorded by hand below: a retried command is an error
             # worth seeing, a cancelled one (shutdown, handed on) is not.

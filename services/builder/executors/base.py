@@ -7,22 +7,22 @@ package and are chosen by the `builder.executor` setting.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Protocol, Union
+from typing import AsyncIterator, Literal, Protocol, Union
 
 import msgspec
 
-from ..errors import BuildError
-
 from schemas import ResolvedRepo
+from services.runtime.settings import Settings
+
+from ..errors import BuildError
 
 __all__ = ["BuildExecutor", "BuildError", "PhaseChanged", "LogLine", "BuildFinished", "BuildProgress"]
 
 
-
 class PhaseChanged(msgspec.Struct, frozen=True):
-    """The build entered `phase` ("fetching" or "pushing")."""
+    """The build entered `phase`; its message is shown as that phase's event."""
 
-    phase: str
+    phase: Literal["fetching", "building", "pushing"]
     message: str
 
 
@@ -44,6 +44,17 @@ BuildProgress = Union[PhaseChanged, LogLine, BuildFinished]
 
 
 class BuildExecutor(Protocol):
+    """Turns a pinned repository into an environment (BinderHub's build pod).
+
+    Chosen by `builder.executor`: a name in services.runtime.plugins.EXECUTORS or
+    a `module:Class` import string.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "BuildExecutor":
+        """The executor as configured."""
+        ...
+
     def build(self, repo: ResolvedRepo) -> AsyncIterator[BuildProgress]:
         """Build `repo.image_name` from `repo.clone_url` at `repo.resolved_ref`.
 

@@ -6,7 +6,7 @@ setup.py/pyproject.toml, runtime.txt, postBuild and start, with binder/ or
 
 Builds run the repository's own code (setup.py, postBuild) on this host, as
 repo2docker does inside a container: the local executor is for a machine that
-trusts the repositories it builds. Use the kubernetes executor otherwise.
+trusts the repositories it builds.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from typing import AsyncIterator
 
 from schemas import ResolvedRepo
 from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
+from services.runtime.gitcmd import policy_from_settings, redact_url
 from services.runtime.procenv import host_environment
-from services.runtime.gitcmd import redact_url
+from services.runtime.settings import Settings
 
-from ..content import ContentFetcher
+from ..content import ContentFetcher, make_fetchers
 from ..plan import BuildPlan, plan_build
 from ..procs import ProcessFailed, stream_lines
 from .base import BuildError, BuildFinished, BuildProgress, LogLine, PhaseChanged
@@ -77,6 +78,20 @@ def _available_pythons() -> list[str]:
 
 class LocalExecutor:
     """Builds environments with uv into a LocalEnvironmentStore."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LocalExecutor":
+        b = settings.builder
+        return cls(
+            LocalEnvironmentStore(settings.environments_path),
+            make_fetchers(settings, policy_from_settings(settings)),
+            Path(b.uv_cache_dir).expanduser() if b.uv_cache_dir else settings.data_path / "uv-cache",
+            index_url=b.index_url,
+            find_links=b.find_links,
+            no_index=b.no_index,
+            jupyterlab_requirement=b.jupyterlab_requirement,
+            build_timeout_seconds=b.build_timeout_seconds,
+        )
 
     def __init__(
         self,

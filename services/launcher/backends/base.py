@@ -8,6 +8,7 @@ from typing import Protocol
 import msgspec
 
 from schemas import LaunchRequest, ResolvedRepo
+from services.runtime.settings import Settings
 
 __all__ = ["LauncherBackend", "LaunchError", "RunningServer"]
 
@@ -26,6 +27,29 @@ class RunningServer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LauncherBackend(Protocol):
+    """Runs Jupyter servers (BinderHub's launcher, JupyterHub's Spawner).
+
+    Chosen by `launcher.backend`: a name in services.runtime.plugins.LAUNCHER_BACKENDS
+    or a `module:Class` import string.
+    """
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LauncherBackend":
+        """The backend as configured."""
+        ...
+
+    @property
+    def running(self) -> int:
+        """How many servers this backend runs now (binderflow_launcher_servers_running)."""
+        ...
+
+    async def adopt(self) -> int:
+        """Take over the servers a previous process of this launcher left running; returns how many.
+
+        Called once, before the first start.
+        """
+        ...
+
     async def start(self, launch_id: str, repo: ResolvedRepo, request: LaunchRequest) -> RunningServer:
         """Start a server for `launch_id` from environment `repo.image_name` and wait until it answers.
 

@@ -27,21 +27,14 @@ from schemas import LaunchRequest, ResolvedRepo
 from services.runtime.environments import LocalEnvironmentStore
 from services.runtime.procenv import host_environment
 
+from services.runtime.settings import Settings
+from services.runtime.serverrecords import ServerRecord, is_alive, kill_group, read_records, terminate
+
 from .base import LaunchError, RunningServer
 
-__all__ = ["LocalBackend", "ServerRecord", "stop_recorded_servers"]
+__all__ = ["LocalBackend"]
 
 log = logging.getLogger(__name__)
-
-
-class ServerRecord(msgspec.Struct, frozen=True, kw_only=True):
-    launch_id: str
-    pid: int
-    port: int
-    url: str
-    token: str
-    image: str
-    started_at: datetime
 
 
 def _free_port(host: str) -> int:
@@ -50,70 +43,26 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-async def _terminate(pid: int, grace_seconds: float = 5.0) -> None:
-    _kill_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and _is_alive(pid):
-        await asyncio.sleep(0.1)
-    if _is_alive(pid):
-        _kill_group(pid, signal.SIGKILL)
-
-
-def _read_records(servers_path: Path) -> list[tuple[Path, ServerRecord]]:
-    records: list[tuple[Path, ServerRecord]] = []
-    if not servers_path.is_dir():
-        return records
-    for record_file in servers_path.glob("*/server.json"):
-        try:
-            records.append((record_file.parent, msgspec.json.decode(record_file.read_bytes(), type=ServerRecord)))
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            continue
-    return records
-
-
-def stop_recorded_servers(servers_path: Path) -> int:
-    """Stop every server recorded under `servers_path` (synchronous, for shutdown paths)."""
-    stopped = 0
-    for directory, record in _read_records(servers_path):
-        if _is_alive(record.pid):
-            _kill_group(record.pid, signal.SIGTERM)
-            stopped += 1
-    deadline = time.monotonic() + 5
-    for directory, record in _read_records(servers_path):
-        while _is_alive(record.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _is_alive(record.pid):
-            _kill_group(record.pid, signal.SIGKILL)
-        shutil.rmtree(directory, ignore_errors=True)
-    return stopped
-
-
 def _scrub(text: str, token: str) -> str:
     return text.replace(token, "<token>") if token else text
 
 
 class LocalBackend:
+    """JupyterLab processes on this host, from environments in the local store."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LocalBackend":
+        s = settings.launcher
+        return cls(
+            LocalEnvironmentStore(settings.environments_path),
+            settings.servers_path,
+            host=s.server_host,
+            start_timeout_seconds=s.start_timeout_seconds,
+            idle_timeout_seconds=s.idle_timeout_seconds,
+            max_age_seconds=s.max_age_seconds,
+            max_servers=s.max_servers,
+        )
+
     def __init__(
         self,
         store: LocalEnvironmentStore,
@@ -136,11 +85,11 @@ class LocalBackend:
         self._starting: dict[str, asyncio.Future[RunningServer]] = {}
 
     # -- adoption ------------------------------------------------------------
-    def adopt(self) -> int:
+    async def adopt(self) -> int:
         """Take over servers a previous launcher process left running; forget dead ones."""
         adopted = 0
-        for directory, record in _read_records(self.servers_path):
-            if _is_alive(record.pid):
+        for directory, record in read_records(self.servers_path):
+            if is_alive(record.pid):
                 self._servers[record.launch_id] = record
                 adopted += 1
             else:
@@ -157,7 +106,7 @@ class LocalBackend:
     # -- start ---------------------------------------------------------------
     async def start(self, launch_id: str, repo: ResolvedRepo, request: LaunchRequest) -> RunningServer:
         record = self._servers.get(launch_id)
-        if record is not None and _is_alive(record.pid):
+        if record is not None and is_alive(record.pid):
             return self._running(record)
         pending = self._starting.get(launch_id)
         if pending is not None:
@@ -252,7 +201,7 @@ class LocalBackend:
                 return self._running(record)
             except LaunchError as exc:
                 self._servers.pop(launch_id, None)
-                await _terminate(proc.pid)
+                await terminate(proc.pid)
                 tail = _scrub(log_path.read_text(errors="replace")[-3000:], token)
                 if "is already in use" in tail and attempt < 2:
                     log.warning("port %d was taken; retrying", port)
@@ -263,7 +212,7 @@ class LocalBackend:
                 raise LaunchError(f"{exc}{detail}") from None
             except BaseException:
                 self._servers.pop(launch_id, None)
-                await _terminate(proc.pid)
+                await terminate(proc.pid)
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
         raise LaunchError("Could not find a free port for the server")
@@ -292,7 +241,7 @@ class LocalBackend:
         record = self._servers.pop(launch_id, None)
         if record is None:
             return
-        await _terminate(record.pid)
+        await terminate(record.pid)
         shutil.rmtree(self.servers_path / launch_id, ignore_errors=True)
 
     async def stop_all(self) -> None:
@@ -323,7 +272,7 @@ class LocalBackend:
                     # must not count as age.
                     continue
                 reason = ""
-                if not _is_alive(record.pid):
+                if not is_alive(record.pid):
                     reason = "exited"
                 elif self.max_age_seconds and now - record.started_at > timedelta(seconds=self.max_age_seconds):
                     reason = "reached its maximum age"

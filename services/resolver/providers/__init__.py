@@ -1,36 +1,35 @@
-"""Repository providers, chosen by the spec's prefix (`gh`, `git`, `zenodo`, `doi`, ...)."""
+"""Repository providers, chosen by the spec's prefix (`gh`, `git`, `zenodo`, `doi`, ...).
 
-from .base import ProviderError, RepoProvider, ResolvedSource
-from services.runtime.gitcmd import GitPolicy
+Which class serves a prefix is declared once, in services.runtime.plugins
+(PROVIDER_CLASSES, plus the operator's `providers.classes`); how a provider is
+described to people and clients, in schemas.providers.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from services.runtime.plugins import PROVIDER_CLASSES, load_plugin
 from services.runtime.settings import Settings
 
-from .git import GitProvider
-from .gist import GistProvider
-from .github import GitHubProvider
-from .gitlab import GitLabProvider
-from .ckan import CKANProvider
-from .dataverse import DataverseProvider
-from .doi import DoiProvider
-from .figshare import FigshareProvider
-from .hydroshare import HydroshareProvider
-from .zenodo import ZenodoProvider
+from .base import ProviderDirectory, ProviderError, RepoProvider, ResolvedSource
 
-__all__ = ["ProviderError", "RepoProvider", "ResolvedSource", "GitPolicy", "GitProvider", "make_providers"]
+__all__ = ["ProviderError", "RepoProvider", "ResolvedSource", "ProviderDirectory", "make_providers"]
 
 
-def make_providers(settings: Settings, policy: GitPolicy) -> dict[str, RepoProvider]:
-    """The providers this resolver serves (settings.providers.enabled), keyed by spec prefix."""
-    available: dict[str, RepoProvider] = {
-        "git": GitProvider(policy),
-        "gh": GitHubProvider(settings.providers),
-        "gist": GistProvider(settings.providers, allow_secret_gist=settings.providers.allow_secret_gist),
-        "gl": GitLabProvider(settings.providers),
-        "zenodo": ZenodoProvider(settings.providers),
-        "figshare": FigshareProvider(settings.providers),
-        "hydroshare": HydroshareProvider(settings.providers),
-        "dataverse": DataverseProvider(settings.providers),
-        "ckan": CKANProvider(settings.providers),
-        # A DOI leading to a Git host is resolved by the provider of that host.
-        "doi": DoiProvider(settings.providers, lambda: available),
-    }
-    return {prefix: p for prefix, p in available.items() if prefix in settings.providers.enabled}
+def make_providers(settings: Settings) -> dict[str, RepoProvider]:
+    """The providers this resolver serves (`providers.enabled`), keyed by spec prefix.
+
+    Raises PluginError naming the setting when a class cannot be loaded.
+    """
+    registry: Mapping[str, str] = {**PROVIDER_CLASSES, **settings.providers.classes}
+    made: dict[str, RepoProvider] = {}
+
+    def directory() -> Mapping[str, RepoProvider]:
+        return made
+
+    for prefix in dict.fromkeys(settings.providers.enabled):
+        setting = f"providers.classes.{prefix}" if prefix in settings.providers.classes else "providers.enabled"
+        provider_class: type[RepoProvider] = load_plugin(setting, registry[prefix], registry, RepoProvider)
+        made[prefix] = provider_class.from_settings(settings, directory)
+    return made

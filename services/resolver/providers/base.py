@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Mapping, Protocol
 
 import msgspec
 
-__all__ = ["RepoProvider", "ResolvedSource", "ProviderError"]
+from services.runtime.settings import Settings
+
+__all__ = ["RepoProvider", "ResolvedSource", "ProviderError", "ProviderDirectory"]
 
 
 class ProviderError(Exception):
@@ -23,9 +25,6 @@ class ResolvedSource(msgspec.Struct, frozen=True, kw_only=True):
     clone_url: str
     # Spec that pins the same content forever (BinderHub's persistent spec).
     persistent_spec: str
-    # BinderHub's build slug (e.g. "owner-repo", "zenodo-3242074"), for logs and
-    # parity; environment names come from what is fetched (domain.environment_name).
-    build_slug: str
     # How the builder fetches the content (see schemas.ResolvedRepo.content_provider);
     # with clone_url and resolved_ref it names the environment.
     content_provider: str = "git"
@@ -38,9 +37,21 @@ class ResolvedSource(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RepoProvider(Protocol):
-    """A source of repositories (BinderHub's RepoProvider), chosen by spec prefix."""
+    """A source of repositories (BinderHub's RepoProvider), chosen by spec prefix.
 
+    Implementations are named in services.runtime.plugins.PROVIDER_CLASSES (or
+    plugged in with `providers.classes`) and described for everyone else in
+    schemas.providers.
+    """
+
+    # The spec prefix it serves ("gh"); also its metrics' label.
     name: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: "ProviderDirectory") -> "RepoProvider":
+        """The provider as configured. `directory` returns every provider of this resolver
+        by prefix, once all are made (a DOI may lead to any of them)."""
+        ...
 
     async def resolve(self, spec: str) -> ResolvedSource:
         """Pin `spec` (the part after "<provider>/") to one commit.
@@ -49,3 +60,11 @@ class RepoProvider(Protocol):
         refers to something that does not exist, or the repository cannot be reached.
         """
         ...
+
+    async def aclose(self) -> None:
+        """Release what it holds (HTTP sessions); called once when the resolver stops."""
+        ...
+
+
+# Every provider of one resolver, by spec prefix.
+ProviderDirectory = Callable[[], Mapping[str, RepoProvider]]

@@ -113,7 +113,6 @@ class CKANProvider(DataProvider):
             ref_url=landing,
             clone_url=clone_url,
             persistent_spec=urllib.parse.quote(landing, safe=""),
-            slug=name,
             version=(package_id, version),
         )
 

@@ -22,9 +22,9 @@ import aiohttp
 import yarl
 
 from services.runtime.hosts import REDIRECT_STATUSES, USER_AGENT, Site, describe_url, status_text
-from services.runtime.settings import ProviderSettings
+from services.runtime.settings import ProviderSettings, Settings
 
-from .base import ProviderError, ResolvedSource
+from .base import ProviderDirectory, ProviderError, ResolvedSource
 
 __all__ = [
     "DataHttp",
@@ -265,9 +265,16 @@ class DataProvider:
     # A spec to show in messages (the part after "<name>/").
     example = ""
 
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "DataProvider":
+        return cls(settings.providers)  # type: ignore[call-arg]  # subclasses take only their settings
+
     def __init__(self, settings: ProviderSettings, sites: list[Site]) -> None:
         self.settings = settings
         self._sites = list(sites)
+
+    async def aclose(self) -> None:
+        """Nothing to release: each resolve opens (and closes) its own HTTP session."""
 
     def sites(self) -> list[Site]:
         """Where its records and APIs live."""
@@ -316,7 +323,6 @@ class DataProvider:
         ref_url: str,
         clone_url: str,
         persistent_spec: str,
-        slug: str = "",
         version: tuple[str, ...] = (),
     ) -> ResolvedSource:
         """The source for one version of a record: `record_id` (BinderHub's resolved ref,
@@ -332,6 +338,5 @@ class DataProvider:
             ref_url=ref_url,
             clone_url=clone_url,
             persistent_spec=persistent_spec,
-            build_slug=f"{self.name}-{slug or record_id}",
             content_provider=self.name,
         )

@@ -9,7 +9,6 @@ published version, and the builder fetches exactly that version.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 
 from services.runtime.hosts import Site, sites_from
@@ -89,5 +88,4 @@ class DataverseProvider(DataProvider):
             ref_url=persistent_url if isinstance(persistent_url, str) else self.doi_url(resolved_spec),
             clone_url=site.url(f"/api/datasets/{dataset_id}/versions/{major}.{minor}"),
             persistent_spec=resolved_spec,
-            slug=re.sub(r"[^a-z0-9]+", "-", (identifier or str(dataset_id)).lower()).strip("-"),
         )

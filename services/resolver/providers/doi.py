@@ -24,9 +24,9 @@ from typing import Callable, Mapping
 import msgspec
 
 from services.runtime.hosts import Site, describe_url
-from services.runtime.settings import ProviderSettings
+from services.runtime.settings import ProviderSettings, Settings
 
-from .base import ProviderError, RepoProvider, ResolvedSource
+from .base import ProviderDirectory, ProviderError, RepoProvider, ResolvedSource
 from .ckan import CKANProvider
 from .datahttp import DataHttp, DataProvider, normalize_doi
 from .dataverse import DataverseProvider
@@ -39,6 +39,10 @@ __all__ = ["DoiProvider"]
 
 class DoiProvider:
     name = "doi"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "DoiProvider":
+        return cls(settings.providers, directory)
 
     def __init__(self, settings: ProviderSettings, providers: Callable[[], Mapping[str, RepoProvider]] | None = None) -> None:
         """`providers` returns this resolver's providers by prefix, for DOIs leading to Git hosts."""
@@ -53,6 +57,9 @@ class DoiProvider:
         self._providers = providers or (lambda: {})
         self.github = Site(settings.github_url)
         self.gitlab = Site(settings.gitlab_url)
+
+    async def aclose(self) -> None:
+        """Nothing to release: each resolve opens (and closes) its own HTTP session."""
 
     def _enabled(self, prefix: str) -> bool:
         return prefix in self.settings.enabled

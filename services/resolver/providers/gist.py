@@ -14,10 +14,11 @@ import time
 import urllib.parse
 from typing import Callable
 
+from schemas.providers import repo_url_for
 from services.runtime.gitcmd import SHA_RE
-from services.runtime.settings import ProviderSettings
+from services.runtime.settings import ProviderSettings, Settings
 
-from .base import ProviderError, ResolvedSource
+from .base import ProviderDirectory, ProviderError, ResolvedSource
 from .github import GitHubApi, check_owner
 
 __all__ = ["GistProvider", "parse_gist_spec", "LATEST_REFS"]
@@ -49,8 +50,13 @@ class GistProvider:
 
     name = "gist"
 
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "GistProvider":
+        return cls(settings.providers, allow_secret_gist=settings.providers.allow_secret_gist)
+
     def __init__(self, settings: ProviderSettings, allow_secret_gist: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.api = GitHubApi(settings, clock)
+        self.sites = settings
         self.gist_url = settings.gist_url.rstrip("/")
         self.allow_secret_gist = allow_secret_gist
 
@@ -87,11 +93,10 @@ class GistProvider:
             sha = ref
         web = f"{self.gist_url}/{user}/{gist_id}"
         return ResolvedSource(
-            repo_url=f"{web}.git",
+            repo_url=repo_url_for("gist", spec.rstrip("/"), self.sites),
             ref=ref or "HEAD",
             resolved_ref=sha,
             ref_url=f"{web}/{sha}",
             clone_url=f"{self.gist_url}/{gist_id}.git",
             persistent_spec=f"{user}/{gist_id}/{sha}",
-            build_slug=gist_id,
         )

@@ -15,11 +15,15 @@ from services.runtime.gitcmd import (
     check_ref,
     check_url,
     first_error_line,
+    policy_from_settings,
     redact_url,
     run_git,
 )
 
-from .base import ProviderError, ResolvedSource
+from schemas.providers import without_userinfo
+from services.runtime.settings import Settings
+
+from .base import ProviderDirectory, ProviderError, ResolvedSource
 
 __all__ = ["GitProvider", "parse_ls_remote", "pick_ref"]
 
@@ -61,8 +65,15 @@ class GitProvider:
 
     name = "git"
 
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "GitProvider":
+        return cls(policy_from_settings(settings))
+
     def __init__(self, policy: GitPolicy) -> None:
         self.policy = policy
+
+    async def aclose(self) -> None:
+        """Nothing to release: every resolve runs git processes of its own."""
 
     def parse_spec(self, spec: str) -> tuple[str, str]:
         """Split BinderHub's `<url-escaped-url>/<ref>` into (url, ref)."""
@@ -98,13 +109,13 @@ class GitProvider:
                 raise ProviderError(f"Could not resolve ref {ref!r} in {shown}: no branch, tag or commit of that name")
             commit = found
         return ResolvedSource(
-            repo_url=url,
+            # Without credentials: the repository URL is in events and metric labels.
+            repo_url=without_userinfo(url),
             ref=ref,
             resolved_ref=commit,
             ref_url=url,
             clone_url=url,
             persistent_spec=f"{urllib.parse.quote(url, safe='')}/{commit}",
-            build_slug=url,
         )
 
     async def _resolve_short_sha(self, url: str, short: str) -> str | None:

@@ -20,11 +20,12 @@ import urllib.parse
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from schemas.providers import repo_url_for
 from services.runtime.gitcmd import SHA_RE, GitError, check_ref
-from services.runtime.settings import ProviderSettings
+from services.runtime.settings import ProviderSettings, Settings
 
 from ..metrics import GITHUB_RATE_LIMIT_REMAINING
-from .base import ProviderError, ResolvedSource
+from .base import ProviderDirectory, ProviderError, ResolvedSource
 from .http import ApiClient, ApiResponse, answer_error
 
 __all__ = [
@@ -205,8 +206,13 @@ class GitHubProvider:
 
     name = "gh"
 
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "GitHubProvider":
+        return cls(settings.providers)
+
     def __init__(self, settings: ProviderSettings, clock: Callable[[], float] = time.time) -> None:
         self.api = GitHubApi(settings, clock)
+        self.sites = settings
         # Web and clone base: https://github.com, or e.g. git://127.0.0.1:9418 in tests.
         self.web_url = settings.github_url.rstrip("/")
 
@@ -252,7 +258,7 @@ class GitHubProvider:
                     request_spec = f"{quoted_owner}/{quoted_repo}/HEAD"
             if sha is None:
                 raise ProviderError(message)
-        repo_url = f"{self.web_url}/{owner}/{repo}"
+        repo_url = repo_url_for("gh", spec.rstrip("/"), self.sites)
         return ResolvedSource(
             repo_url=repo_url,
             ref=ref,
@@ -260,7 +266,6 @@ class GitHubProvider:
             ref_url=f"{repo_url}/tree/{sha}",
             clone_url=repo_url,
             persistent_spec=f"{owner}/{repo}/{sha}",
-            build_slug=f"{owner}-{repo}",
             notice=notice,
             request_spec=request_spec,
         )

@@ -14,13 +14,14 @@ import re
 import urllib.parse
 from datetime import datetime, timezone
 
+from schemas.providers import repo_url_for
 from services.runtime.gitcmd import SHA_RE, GitError, check_ref
-from services.runtime.settings import ProviderSettings
+from services.runtime.settings import ProviderSettings, Settings
 
-from .base import ProviderError, ResolvedSource
+from .base import ProviderDirectory, ProviderError, ResolvedSource
 from .http import ApiClient, ApiResponse, answer_error
 
-__all__ = ["GitLabProvider", "parse_gl_spec", "gitlab_build_slug"]
+__all__ = ["GitLabProvider", "parse_gl_spec"]
 
 # A GitLab group or project path segment: letters, digits, '_', '-', '.'; it
 # starts with a letter, digit or '_' and does not end in '.git' or '.atom'.
@@ -52,11 +53,6 @@ def parse_gl_spec(spec: str) -> tuple[str, str]:
     return namespace, ref
 
 
-def gitlab_build_slug(namespace: str) -> str:
-    """BinderHub's slug: path segments joined by '-', their own dashes escaped as '_-'. Pure."""
-    return "-".join(p.replace("-", "_-") for p in namespace.split("/"))
-
-
 def _retry_hint(resp: ApiResponse) -> str:
     retry = resp.headers.get("Retry-After", "")
     if retry.isdigit():
@@ -73,7 +69,12 @@ class GitLabProvider:
 
     name = "gl"
 
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "GitLabProvider":
+        return cls(settings.providers)
+
     def __init__(self, settings: ProviderSettings) -> None:
+        self.sites = settings
         self.web_url = settings.gitlab_url.rstrip("/")
         headers = {"User-Agent": "binderflow", "Accept": "application/json"}
         if settings.gitlab_token:
@@ -115,7 +116,7 @@ class GitLabProvider:
                 f"Could not resolve ref for gl:{spec}: the project or ref was not found. "
                 "Double check your URL and that your repo is public."
             )
-        repo_url = f"{self.web_url}/{namespace}.git"
+        repo_url = repo_url_for("gl", spec.rstrip("/"), self.sites)
         return ResolvedSource(
             repo_url=repo_url,
             ref=ref,
@@ -123,5 +124,4 @@ class GitLabProvider:
             ref_url=f"{self.web_url}/{namespace}/tree/{sha}",
             clone_url=repo_url,
             persistent_spec=f"{urllib.parse.quote(namespace, safe='')}/{sha}",
-            build_slug=gitlab_build_slug(namespace),
         )
