@@ -1,5 +1,7 @@
 # binderflow: `make run` starts everything on this machine; `make test` runs the tests.
-# Needs only Python 3.11+, pip, git and make (make test also uses node/npm and Chromium; .ci/run installs them).
+# `make run` needs only Python 3.11+, pip, git and make. `make test` also needs
+# node/npm (the binderhub-client test) and Debian's Chromium (the web UI tests);
+# .ci/run installs both. `make test-fast` (the edit loop) needs neither.
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +9,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 WHEELHOUSE := .cache/wheelhouse
 
-.PHONY: run test install install-test wheelhouse node-client bench clean
+.PHONY: run test test-fast typecheck install install-test wheelhouse node-client bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +48,16 @@ node-client: tests/node/node_modules/.installed
 run: install
 	$(VENV)/bin/binderflow up
 
-test: install-test wheelhouse node-client
+# The whole suite, as CI runs it: type checking, then every test.
+test: install-test wheelhouse node-client typecheck
 	$(PY) -m pytest
+
+# The edit loop (under a minute): everything that starts no processes.
+test-fast: install-test
+	$(PY) -m pytest -m "not slow"
+
+typecheck: install-test
+	$(PY) -m mypy
 
 bench: install-test wheelhouse
 	$(PY) -m bench

@@ -136,6 +136,7 @@ async def _run(clients: int, events: int) -> list[tuple[str, int, float, float, 
         halfway = []
         for lid in distinct:
             info = await js.get_last_msg(subjects.events_stream, subjects.launch_log(lid))
+            assert info.seq is not None  # a stored message has its sequence
             halfway.append(f"{lid}:{info.seq - want // 2}:{sealer.watch_key(lid)}")
         s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want // 2, halfway)
         rows.append(("resume: N clients from half-way", clients, s, rss, rate))

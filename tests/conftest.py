@@ -1,15 +1,79 @@
-"""Session fixtures: one real nats-server, git daemon and package index for the whole run."""
+"""Session fixtures: one real nats-server, git daemon and package index for the whole run.
+
+Also the test pyramid's guard: a test that starts processes (binderflow's
+services, JupyterLab, Chromium, node, nats-servers, the CLI) is marked `slow`,
+so `make test-fast` (-m "not slow") stays a quick edit loop. A test that uses a
+fixture starting them, or starts one itself, without the mark fails and says so.
+Short `git` commands (making test repositories) do not count.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
+
+# Fixtures whose use means service processes (and JupyterLab servers) run for the test.
+PROCESS_FIXTURES = frozenset({"pipeline", "make_pipeline", "package_index"})
+# Commands a fast test may run: quick, short-lived (making git repositories).
+QUICK_COMMANDS = frozenset({"git"})
+
+_started_by_fast_test: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "subprocess.Popen" and _started_by_fast_test is not None:
+        argv = args[1]
+        first = argv[0] if isinstance(argv, (list, tuple)) and argv else argv
+        name = os.path.basename(os.fsdecode(first)) if isinstance(first, (str, bytes, os.PathLike)) else str(first)
+        if name not in QUICK_COMMANDS:
+            _started_by_fast_test.append(name)
+
+
+sys.addaudithook(_audit)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        f"{item.nodeid} uses {', '.join(sorted(used))}"
+        for item in items
+        if (used := PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))) and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("these tests start processes; mark them @pytest.mark.slow:\n  " + "\n  ".join(unmarked))
+
+
+def _watch_processes(node: pytest.Item | Any, what: str) -> Iterator[None]:
+    """Fail `node` if it is a fast test and processes start while it does `what`."""
+    global _started_by_fast_test
+    watching = isinstance(node, pytest.Item) and node.get_closest_marker("slow") is None
+    _started_by_fast_test = [] if watching else None
+    try:
+        result = yield
+    finally:
+        started, _started_by_fast_test = _started_by_fast_test, None
+    if started:
+        pytest.fail(f"{node.nodeid} started processes ({', '.join(sorted(set(started)))}) {what}: mark it @pytest.mark.slow", pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    return (yield from _watch_processes(item, "in its body"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Iterator[None]:
+    # Session fixtures (one nats-server, one git daemon for the whole run) are shared
+    # infrastructure; a fixture of the test's own that starts processes is the test's.
+    node = request.node if fixturedef.scope == "function" else None
+    return (yield from _watch_processes(node, f"in its fixture {fixturedef.argname}"))
 
 from services.runtime.embedded import start_nats_server
 

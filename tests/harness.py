@@ -15,12 +15,18 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import aiohttp
 
+from nats.aio.client import Client as NATS
+
+from schemas import Subjects
+from services.runtime.bus import EventPublisher, ensure_streams
+from services.runtime.settings import Settings
 from services.runtime.sse import stream_launch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +103,7 @@ class GitServer:
         self.commit(name, files)
         return self.url(name)
 
-    def commit(self, name: str, files: dict[str, str | None], message: str = "change") -> str:
+    def commit(self, name: str, files: Mapping[str, str | None], message: str = "change") -> str:
         """Write (or, with None, delete) files and commit; returns the new commit's sha."""
         path = self.base / name
         for rel, content in files.items():
@@ -118,6 +124,22 @@ class GitServer:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+class LogNamespace:
+    """A namespace of its own on a nats-server, its streams made: write events as the services do, read them back."""
+
+    def __init__(self, nc: NATS, subjects: Subjects) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.subjects = subjects
+        self.publisher = EventPublisher(self.js, subjects)
+
+    @classmethod
+    async def open(cls, nc: NATS) -> "LogNamespace":
+        subjects = Subjects(f"t{uuid.uuid4().hex[:10]}")
+        await ensure_streams(nc.jetstream(), subjects, Settings())
+        return cls(nc, subjects)
 
 
 def spec_for(url: str, ref: str = "HEAD") -> str:
@@ -164,8 +186,9 @@ class Pipeline:
         started = []
         for _ in range(count):
             n = len(self.procs.get(service, []))
-            log = open(self.log_dir / f"{self.prefix}-{service}-{n}.log", "ab")
-            proc = subprocess.Popen([sys.executable, "-m", "services", service], env={**self.env, **env}, stdout=log, stderr=log, cwd=self.data_dir.parent)
+            # The child writes to its own copy of the file descriptor; ours closes at once.
+            with open(self.log_dir / f"{self.prefix}-{service}-{n}.log", "ab") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "services", service], env={**self.env, **env}, stdout=log, stderr=log, cwd=self.data_dir.parent)
             self.procs.setdefault(service, []).append(proc)
             started.append(proc)
         return started

@@ -7,12 +7,17 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 from .harness import GitServer, Pipeline, spec_for
+
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 NODE_DIR = Path(__file__).parent / "node"
 
 
-def _run_client(gateway: str, provider_spec: str) -> list[dict]:  # type: ignore[type-arg]
+def _run_client(gateway: str, provider_spec: str) -> list[dict]:
     assert (NODE_DIR / "node_modules" / "@jupyterhub" / "binderhub-client").is_dir(), "run `make node-client` (make test does it)"
     out = subprocess.run(["node", "launch.mjs", gateway, provider_spec], cwd=NODE_DIR, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -255,6 +255,10 @@ class PrintingExecutor:
     With `fail_with`, the build fails with that message after its lines.
     """
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PrintingExecutor":
+        return cls(set())
+
     def __init__(self, store: set[str], lines: int = 8, pause_seconds: float = 0.05, fail_with: str = "") -> None:
         self.store = store
         self.lines = lines
@@ -311,7 +315,7 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     await nc.close()
 
 
-def _of(events: list[LoggedEvent], kind: type) -> list:  # type: ignore[type-arg]
+def _of(events: list[LoggedEvent], kind: type) -> list:
     return [e.event for e in events if isinstance(e.event, kind)]
 
 
@@ -319,7 +323,7 @@ def _log(events: list[LoggedEvent]) -> list[tuple[str, str]]:
     return [(e.event.phase, e.event.message) for e in events if e.event.phase in ("fetching", "building", "pushing")]
 
 
-async def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
@@ -476,6 +480,7 @@ def runs_file(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
+@pytest.mark.slow
 async def test_two_clients_launching_one_repository_at_once_share_one_build(pipeline: Pipeline, git_server: GitServer, runs_file: Path) -> None:
     url = _counting_repo(git_server, runs_file)
     first, second = await asyncio.gather(
@@ -501,7 +506,8 @@ async def test_two_clients_launching_one_repository_at_once_share_one_build(pipe
     assert followed[0].build_id == builds[0].build_id
 
 
-async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_log(make_pipeline, git_server: GitServer, runs_file: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_log(make_pipeline, git_server: GitServer, runs_file: Path) -> None:
     # One build at a time per builder: while the first builds, the second launch
     # can only go to the other replica, which follows over NATS.
     pipeline = make_pipeline(BINDERFLOW_BUILDER_MAX_CONCURRENT_BUILDS="1")

@@ -9,7 +9,7 @@ import pytest
 from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, LaunchRequest, RepoFetching, StartServer
 from schemas.commands import ResolvedRepo
 from services.builder.domain import build_failed, event_for_progress, start_after_build
-from services.builder.executors.base import BuildFinished, LogLine, PhaseChanged
+from services.builder.executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 LATER = datetime(2024, 5, 1, 12, 5, tzinfo=timezone.utc)
@@ -57,10 +57,10 @@ def test_pushing_phase_becomes_pushing_event() -> None:
     assert event.message == "Storing environment...\n"
 
 
-def test_other_phase_becomes_a_log_line() -> None:
-    event = event_for_progress(_command(), "b1", 3, PhaseChanged("installing", "Installing...\n"), NOW)
+def test_building_phase_becomes_a_log_line_of_its_build() -> None:
+    event = event_for_progress(_command(), "b1", 3, PhaseChanged("building", "Installing...\n"), NOW)
     assert isinstance(event, BuildLogged)
-    assert event.message == "Installing...\n"
+    assert event.message == "Installing...\n" and event.build_id == "b1"
 
 
 def test_new_build_finished_says_built() -> None:
@@ -81,7 +81,7 @@ def test_unknown_progress_is_a_type_error() -> None:
         event_for_progress(_command(), "b1", 0, "not progress", NOW)  # type: ignore[arg-type]
 
 
-PROGRESS = [LogLine("a"), PhaseChanged("fetching", "f\n"), PhaseChanged("pushing", "p\n"), LogLine("a"), BuildFinished("img")]
+PROGRESS: list[BuildProgress] = [LogLine("a"), PhaseChanged("fetching", "f\n"), PhaseChanged("pushing", "p\n"), LogLine("a"), BuildFinished("img")]
 
 
 def test_event_ids_are_unique_per_seq() -> None:

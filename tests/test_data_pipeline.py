@@ -22,6 +22,9 @@ from .standins.dataserver import make_zip
 from .standins.doi_resolver import DoiResolverStandIn
 from .standins.zenodo_api import ZenodoRecord, ZenodoStandIn
 
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 RECORD, CONCEPT, MISSING = 3242074, 3242073, 404404
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 

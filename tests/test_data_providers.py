@@ -16,7 +16,7 @@ import pytest
 from schemas import ResolvedRepo
 from services.resolver.domain import pin
 from services.resolver.providers import make_providers
-from services.resolver.providers.base import ProviderError, ResolvedSource
+from services.resolver.providers.base import ProviderDirectory, ProviderError, RepoProvider, ResolvedSource
 from services.resolver.providers.ckan import CKANProvider, parse_dataset_path
 from services.resolver.providers.datahttp import content_ref, epoch_of, normalize_doi
 from services.resolver.providers.dataverse import DataverseProvider, persistent_id_of
@@ -25,7 +25,7 @@ from services.resolver.providers.figshare import FigshareProvider, parse_article
 from services.resolver.providers.hydroshare import HydroshareProvider
 from services.resolver.providers.zenodo import ZenodoProvider
 from services.runtime.hosts import Site
-from services.runtime.settings import ProviderSettings, load_settings
+from services.runtime.settings import ProviderSettings, Settings, load_settings
 
 from .harness import free_port
 from .standins.ckan_api import CKANDataset, CKANStandIn
@@ -400,11 +400,18 @@ async def test_ckan_failures(services: Services) -> None:
 
 
 class RecordingProvider:
-    """A stand-in Git provider that records the spec it was asked to resolve."""
+    """A Git provider that records the spec it was asked to resolve and pins it to one commit."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.specs: list[str] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: ProviderDirectory) -> "RecordingProvider":
+        return cls("gh")
+
+    async def aclose(self) -> None:
+        return None
 
     async def resolve(self, spec: str) -> ResolvedSource:
         self.specs.append(spec)
@@ -454,7 +461,7 @@ async def test_doi_and_direct_links_to_one_record_share_an_environment(services:
 
 async def test_doi_leading_to_a_git_host_uses_that_hosts_provider(services: Services) -> None:
     gh, gl, git = RecordingProvider("gh"), RecordingProvider("gl"), RecordingProvider("git")
-    providers = {"gh": gh, "gl": gl, "git": git}
+    providers: dict[str, RepoProvider] = {"gh": gh, "gl": gl, "git": git}
     source = await DoiProvider(services.settings, lambda: providers).resolve("10.1234/github.repo")
     assert gh.specs == ["binder-examples/requirements/main"]
     assert source.content_provider == "git" and source.persistent_spec == "10.1234/github.repo"

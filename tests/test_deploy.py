@@ -117,7 +117,7 @@ def test_each_service_is_a_deployment_that_runs_it_with_probes_on_its_port(servi
     if service == "gateway":
         assert settings.gateway.host == "0.0.0.0"
     else:
-        assert _pod_environ(container)["BINDERFLOW_HTTP_HOST"] == "0.0.0.0"
+        assert settings.http_host == "0.0.0.0"
 
 
 def test_services_reach_the_nats_service_and_keep_as_many_copies_as_there_are_servers(tmp_path: Path) -> None:
@@ -202,6 +202,7 @@ def nats_cluster(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes],
             proc.wait()
 
 
+@pytest.mark.slow
 async def test_the_nats_cluster_keeps_the_log_through_the_loss_of_a_server(nats_cluster: list[tuple[subprocess.Popen[bytes], str]], tmp_path: Path) -> None:
     settings = _pod_settings(_one("Deployment", "binderflow-builder"), tmp_path)
     subjects = Subjects(f"t{uuid.uuid4().hex[:10]}")

@@ -99,7 +99,7 @@ def test_build_log_text_keeps_the_build_lines_in_order() -> None:
 # -- through the real services ------------------------------------------------
 
 
-async def _collect(stream: LaunchStream, on_event=None) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+async def _collect(stream: LaunchStream, on_event=None) -> list[tuple[str, dict]]:
     got: list[tuple[str, dict]] = []
     async for event in stream.events():
         got.append((event.id or "", event.json()))
@@ -112,7 +112,8 @@ def _seq(event_id: str) -> int:
     return int(event_id.split(":")[1])
 
 
-async def test_killed_gateway_client_resumes_on_another_with_every_event_once_in_order(make_pipeline, git_server: GitServer) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+async def test_killed_gateway_client_resumes_on_another_with_every_event_once_in_order(make_pipeline, git_server: GitServer) -> None:
     pipeline = make_pipeline().start_all()
     second_port = free_port()
     pipeline.start("gateway", BINDERFLOW_GATEWAY_PORT=str(second_port))
@@ -147,7 +148,8 @@ async def test_killed_gateway_client_resumes_on_another_with_every_event_once_in
         assert [e for _, e in everything] == [e for _, e in got]
 
 
-async def test_second_client_attaches_to_a_launch_under_way_and_gets_it_from_the_start(pipeline, git_server: GitServer) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+async def test_second_client_attaches_to_a_launch_under_way_and_gets_it_from_the_start(pipeline, git_server: GitServer) -> None:
     url = git_server.create(f"attach-{uuid.uuid4().hex[:8]}", {"requirements.txt": "tabulate\n", "postBuild": SLOW_POST_BUILD})
     async with aiohttp.ClientSession() as session:
         starter = LaunchStream(session, [pipeline.gateway_url], f"/build/git/{spec_for(url, 'main')}")
@@ -199,7 +201,8 @@ async def test_second_client_attaches_to_a_launch_under_way_and_gets_it_from_the
     assert out.decode() == launch_log
 
 
-async def test_no_secret_anywhere_in_the_event_log_or_service_logs(make_pipeline, git_server: GitServer) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+async def test_no_secret_anywhere_in_the_event_log_or_service_logs(make_pipeline, git_server: GitServer) -> None:
     """Launches with provider tokens configured; then every message of every stream
     (payloads and headers) and every service log is searched for the provider
     tokens and for the Jupyter tokens the clients received.

@@ -7,40 +7,25 @@ reset test runs a nats-server of its own and restarts it under the follower.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
-from nats.aio.client import Client as NATS
 
-from schemas import BuildLogged, LaunchRequested, LoggedEvent, ServerLaunching, Subjects
+from schemas import BuildLogged, LaunchRequested, LoggedEvent, ServerLaunching
 from schemas.identity import build_event_id, launcher_event_id, requested_id
-from services.runtime.bus import EventPublisher, connect, ensure_streams
+from services.runtime.bus import connect
 from services.runtime.embedded import start_nats_server
 from services.runtime.eventlog import LogFollower, build_log_text, follow_launch, launch_exists, read_launch
-from services.runtime.settings import Settings
 
-from .harness import free_port, stop_process
+from .harness import LogNamespace, free_port, stop_process
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
 
 
-class Log:
+class Log(LogNamespace):
     """A private namespace of the event log: publish a launch's events, read them back."""
-
-    def __init__(self, nc: NATS, subjects: Subjects) -> None:
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.subjects = subjects
-        self.publisher = EventPublisher(self.js, subjects)
-
-    @classmethod
-    async def open(cls, nc: NATS) -> "Log":
-        subjects = Subjects(f"t{uuid.uuid4().hex[:10]}")
-        await ensure_streams(nc.jetstream(), subjects, Settings())
-        return cls(nc, subjects)
 
     async def requested(self, launch_id: str) -> None:
         await self.publisher.event(LaunchRequested(launch_id=launch_id, event_id=requested_id(launch_id), timestamp=NOW, provider="git", spec="x/main"))
@@ -55,7 +40,7 @@ class Log:
 @pytest.fixture
 async def log(nats_url: str) -> AsyncIterator[Log]:
     nc = await connect(nats_url, "eventlog-test")
-    yield await Log.open(nc)
+    yield Log(nc, (await LogNamespace.open(nc)).subjects)
     await nc.drain()
 
 
@@ -113,7 +98,7 @@ async def test_a_follower_with_a_callback_gets_every_record_once_in_order(log: L
     seen: list[int] = []
     done = asyncio.Event()
 
-    def on_record(record) -> None:  # type: ignore[no-untyped-def]
+    def on_record(record) -> None:
         seen.append(record.seq)
         if len(seen) == 80:
             done.set()
@@ -136,7 +121,7 @@ async def test_a_follower_survives_its_server_restarting_and_repeats_nothing(tmp
     proc, url, _ = start_nats_server(tmp_path / "store", port=port, monitor_port=monitor)
     nc = await connect(url, "eventlog-restart")
     try:
-        log = await Log.open(nc)
+        log = Log(nc, (await LogNamespace.open(nc)).subjects)
         lid = "launch-restart"
         await log.lines(lid, 1, 10)
         async with follow_launch(log.js, log.subjects, lid) as follower:

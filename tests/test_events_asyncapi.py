@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import msgspec
+import pytest
 
 from schemas import COMMAND_TYPES, FACT_KINDS, PHASES, SCHEMA_VERSION, Subjects, decode_event
 from schemas.asyncapi import asyncapi_document
@@ -40,6 +41,7 @@ def test_committed_document_is_the_generated_one() -> None:
     assert COMMITTED.read_text() == generated, "docs/asyncapi.json is stale: run `binderflow events asyncapi -o docs/asyncapi.json`"
 
 
+@pytest.mark.slow
 def test_cli_prints_the_same_document() -> None:
     out = subprocess.run([sys.executable, "-m", "services", "events", "asyncapi"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert json.loads(out) == asyncapi_document()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import msgspec
 import nats
 import pytest
@@ -245,6 +245,7 @@ def _cli(log: Log, nats_url: str, *args: str, check: bool = True) -> subprocess.
     return subprocess.run([sys.executable, "-m", "services", "events", *args, "--nats", nats_url], capture_output=True, text=True, env=env, cwd=ROOT, check=check, timeout=60)
 
 
+@pytest.mark.slow
 async def test_command_line_tools(log: Log, nats_url: str, tmp_path: Path) -> None:
     await log.write(_fixture())
     replayed = _cli(log, nats_url, "replay", A, "--json").stdout.splitlines()
@@ -269,6 +270,7 @@ async def test_command_line_tools(log: Log, nats_url: str, tmp_path: Path) -> No
     assert bad_time.returncode == 1 and "ISO 8601" in bad_time.stderr
 
 
+@pytest.mark.slow
 async def test_command_line_says_when_nats_has_no_event_log(nats_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BINDERFLOW_")}
     env["BINDERFLOW_SUBJECT_PREFIX"] = f"none{uuid.uuid4().hex[:8]}"
@@ -276,6 +278,7 @@ async def test_command_line_says_when_nats_has_no_event_log(nats_url: str) -> No
     assert done.returncode == 1 and "has no event log" in done.stderr
 
 
+@pytest.mark.slow
 async def test_example_analytics_consumer_counts_launches_per_repository_and_resumes(log: Log, nats_url: str, tmp_path: Path) -> None:
     events = _fixture()
     await log.write(events)
@@ -299,6 +302,7 @@ async def test_example_analytics_consumer_counts_launches_per_repository_and_res
     assert json.loads(state.read_text())["counts"][REQUIREMENTS] == 3
 
 
+@pytest.mark.slow
 async def test_bulk_reads_from_a_server_that_wants_a_password_use_the_urls_credentials(tmp_path: Path) -> None:
     """A nats-server of its own with user and password: the reader's own connection logs in
     with the URL's credentials (and the read is the same as through nats-py)."""

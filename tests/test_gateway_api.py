@@ -23,6 +23,9 @@ from services.runtime.sse import read_sse
 
 from .harness import GitServer, Pipeline, launch, spec_for, wait_http
 
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SECRET = "integration-test-build-token-secret-0123456789"
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from nats.aio.client import Client as NATS
 
 from schemas import (
     BuildLogged,
@@ -35,22 +33,18 @@ from services.gateway.fanout import LaunchFanout, SlowWatcher, Watcher
 from services.gateway.sightings import ServiceSightings
 from services.gateway.sse import sse_event_id
 from services.gateway.state import GatewayState
-from services.runtime.bus import EventPublisher, connect, ensure_streams
+from services.runtime.bus import connect
 from services.runtime.sealing import TokenSealer
 from services.runtime.settings import GatewaySettings, Settings
 from services.runtime.sse import read_sse
 
+from .harness import LogNamespace
+
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
 
 
-class Namespace:
+class Namespace(LogNamespace):
     """A private namespace on the session's nats-server, and a writer of launches into it."""
-
-    def __init__(self, nc: NATS, subjects: Subjects) -> None:
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.subjects = subjects
-        self.publisher = EventPublisher(self.js, subjects)
 
     async def launch(self, lid: str, lines: int, *, end: str | None = "ready", build_only: bool = False) -> None:
         """Write a launch that requested, waited, logged `lines` build lines, then (optionally) ended."""
@@ -86,9 +80,7 @@ class Namespace:
 @pytest.fixture
 async def ns(nats_url: str) -> AsyncIterator[Namespace]:
     nc = await connect(nats_url, "fanout-test")
-    subjects = Subjects(f"t{uuid.uuid4().hex[:10]}")
-    await ensure_streams(nc.jetstream(), subjects, Settings())
-    yield Namespace(nc, subjects)
+    yield Namespace(nc, (await LogNamespace.open(nc)).subjects)
     await nc.drain()
 
 

@@ -87,7 +87,7 @@ def test_build_token_origin_check_can_be_skipped() -> None:
         "not-a-jwt",
         "",
         # alg "none": no signature at all.
-        jwt.encode({"aud": "gh/o/r/HEAD", "exp": int(NOW + 60), "origin": "h"}, None, algorithm="none"),
+        jwt.encode({"aud": "gh/o/r/HEAD", "exp": int(NOW + 60), "origin": "h"}, None, algorithm="none"),  # type: ignore[arg-type]  # alg "none" takes no key
         # Right secret, other HMAC algorithm.
         jwt.encode({"aud": "gh/o/r/HEAD", "exp": int(NOW + 60), "origin": "h"}, SECRET + "-padding-for-hs512-key-length-rules-here", algorithm="HS512"),
         # No expiry claim.

@@ -17,6 +17,9 @@ from schemas import PHASES
 
 from .harness import GitServer, Pipeline, launch, spec_for
 
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 

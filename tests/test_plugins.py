@@ -38,7 +38,7 @@ def test_each_provider_class_serves_the_prefix_it_is_registered_under() -> None:
         assert load_plugin("providers.enabled", prefix, PROVIDER_CLASSES, RepoProvider).name == prefix
 
 
-async def test_an_executor_named_by_import_string_is_built_from_settings_and_builds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_executor_named_by_import_string_is_built_from_settings_and_builds(tmp_path) -> None:
     settings = load_settings(environ={"BINDERFLOW_BUILDER_EXECUTOR": "tests.plugins:AlwaysBuiltExecutor", "BINDERFLOW_DATA_DIR": str(tmp_path)})
     executor = make_executor(settings)
     assert isinstance(executor, AlwaysBuiltExecutor)
@@ -46,7 +46,7 @@ async def test_an_executor_named_by_import_string_is_built_from_settings_and_bui
     assert progress[-1] == BuildFinished(image_name=REPO.image_name, was_cached=True)
 
 
-async def test_a_launcher_backend_named_by_import_string_is_built_from_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_launcher_backend_named_by_import_string_is_built_from_settings(tmp_path) -> None:
     settings = load_settings(environ={"BINDERFLOW_LAUNCHER_BACKEND": "tests.plugins:UnreachableServerBackend", "BINDERFLOW_DATA_DIR": str(tmp_path)})
     backend = make_backend(settings)
     assert isinstance(backend, UnreachableServerBackend) and await backend.adopt() == 0
@@ -66,7 +66,7 @@ async def test_an_operator_plugs_in_a_provider_under_a_prefix_of_its_own() -> No
         await provider.aclose()
 
 
-def test_a_class_that_lacks_a_protocol_method_is_refused_at_start_naming_the_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_class_that_lacks_a_protocol_method_is_refused_at_start_naming_the_setting(tmp_path) -> None:
     settings = load_settings(environ={"BINDERFLOW_BUILDER_EXECUTOR": "tests.plugins:HalfAnExecutor", "BINDERFLOW_DATA_DIR": str(tmp_path)})
     with pytest.raises(PluginError, match=r"'builder\.executor'.*lacks build"):
         make_executor(settings)

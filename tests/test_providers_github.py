@@ -122,7 +122,7 @@ def test_rate_limit_message_names_the_reset_time_and_rounds_the_wait_up_to_five_
 # -- gh against the stand-in -------------------------------------------------------
 
 
-async def test_branch_resolves_to_its_commit_with_binderhub_urls(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_branch_resolves_to_its_commit_with_binderhub_urls(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api)
     source = await gh.resolve("jupyterhub/binder-example/main")
     assert source == ResolvedSource(
@@ -136,7 +136,7 @@ async def test_branch_resolves_to_its_commit_with_binderhub_urls(github_api: Git
     assert github_api.paths() == ["/repos/jupyterhub/binder-example/commits/main"]
 
 
-async def test_tag_and_branches_with_slashes_escaped_or_not(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_tag_and_branches_with_slashes_escaped_or_not(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api)
     assert (await gh.resolve("jupyterhub/binder-example/v1.0")).resolved_ref == C
     assert (await gh.resolve("jupyterhub/binder-example/feature/x")).resolved_ref == B
@@ -144,7 +144,7 @@ async def test_tag_and_branches_with_slashes_escaped_or_not(github_api: GitHubAp
     assert escaped.resolved_ref == B and escaped.ref == "feature/x"
 
 
-async def test_head_is_the_default_branch(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_head_is_the_default_branch(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api)
     source = await gh.resolve("binder-examples/develop-first/HEAD")
     assert source.resolved_ref == B
@@ -152,7 +152,7 @@ async def test_head_is_the_default_branch(github_api: GitHubApiStandIn, make) ->
     assert github_api.paths() == ["/repos/binder-examples/develop-first", "/repos/binder-examples/develop-first/commits/develop"]
 
 
-async def test_full_sha_passes_through_without_asking_the_api(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_full_sha_passes_through_without_asking_the_api(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api)
     source = await gh.resolve(f"jupyterhub/binder-example/{C}")
     assert source.resolved_ref == C
@@ -164,7 +164,7 @@ async def test_full_sha_passes_through_without_asking_the_api(github_api: GitHub
     ("spec", "gone", "default_sha"),
     [("jupyterhub/binder-example/master", "master", A), ("binder-examples/legacy/main", "main", D)],
 )
-async def test_missing_master_or_main_falls_back_to_head_with_binderhubs_hint(  # type: ignore[no-untyped-def]
+async def test_missing_master_or_main_falls_back_to_head_with_binderhubs_hint(
     github_api: GitHubApiStandIn, make, spec: str, gone: str, default_sha: str
 ) -> None:
     gh = make(github_api)
@@ -178,7 +178,7 @@ async def test_missing_master_or_main_falls_back_to_head_with_binderhubs_hint(  
     assert f"Trying again with HEAD instead of {gone}. Please update your links." in source.notice
 
 
-async def test_unknown_ref_or_repository_fails_with_not_found(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_ref_or_repository_fails_with_not_found(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api)
     message = await _fails(gh, "jupyterhub/binder-example/no-such-branch")
     assert "Could not resolve ref for gh:jupyterhub/binder-example/no-such-branch" in message
@@ -190,25 +190,25 @@ async def test_unknown_ref_or_repository_fails_with_not_found(github_api: GitHub
     assert "repository or ref was not found" in await _fails(gh, "nobody/nothing/HEAD")
 
 
-async def test_private_repository_without_token_looks_missing(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_private_repository_without_token_looks_missing(github_api: GitHubApiStandIn, make) -> None:
     github_api.add_repo("someone", "secret", branches={"main": A}, private=True)
     assert "not found" in await _fails(make(github_api, github_token=""), "someone/secret/main")
     assert (await make(github_api).resolve("someone/secret/main")).resolved_ref == A
 
 
-async def test_empty_repository_says_so(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_empty_repository_says_so(github_api: GitHubApiStandIn, make) -> None:
     github_api.add_repo("someone", "empty", branches={})
     assert "is empty" in await _fails(make(github_api), "someone/empty/HEAD")
 
 
-async def test_renamed_repository_redirect_is_followed(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_renamed_repository_redirect_is_followed(github_api: GitHubApiStandIn, make) -> None:
     github_api.rename("jupyterhub/old-name", github_api.repos["jupyterhub/binder-example"])
     source = await make(github_api).resolve("jupyterhub/old-name/v1.0")
     assert source.resolved_ref == C
     assert github_api.paths()[-1].startswith("/repositories/")
 
 
-async def test_exhausted_rate_limit_says_when_it_resets(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_exhausted_rate_limit_says_when_it_resets(github_api: GitHubApiStandIn, make) -> None:
     github_api.rate_remaining = 0
     github_api.rate_reset = int(time.time()) + 1200
     at = datetime.fromtimestamp(github_api.rate_reset, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -218,7 +218,7 @@ async def test_exhausted_rate_limit_says_when_it_resets(github_api: GitHubApiSta
     assert "try again in 25 minutes" in message
 
 
-async def test_server_error_and_bad_token_fail_clearly(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_server_error_and_bad_token_fail_clearly(github_api: GitHubApiStandIn, make) -> None:
     message = await _fails(make(github_api, github_token="wrong-token-123"), "jupyterhub/binder-example/main")
     assert "refused this Binder's credentials" in message and "wrong-token-123" not in message
     github_api.fail_status = 500
@@ -226,7 +226,7 @@ async def test_server_error_and_bad_token_fail_clearly(github_api: GitHubApiStan
     assert "failed with 500" in message and "try again in a few minutes" in message
 
 
-async def test_slow_api_times_out_with_a_clear_message(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_api_times_out_with_a_clear_message(github_api: GitHubApiStandIn, make) -> None:
     github_api.delay = 2.0
     started = time.monotonic()
     message = await _fails(make(github_api, http_timeout_seconds=0.3), "jupyterhub/binder-example/main")
@@ -234,7 +234,7 @@ async def test_slow_api_times_out_with_a_clear_message(github_api: GitHubApiStan
     assert "the GitHub API did not answer within 0.3 seconds" in message
 
 
-async def test_second_resolve_revalidates_with_etag_and_reuses_the_cached_answer(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_second_resolve_revalidates_with_etag_and_reuses_the_cached_answer(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api)
     first = await gh.resolve("jupyterhub/binder-example/main")
     remaining = github_api.rate_remaining
@@ -250,14 +250,14 @@ async def test_second_resolve_revalidates_with_etag_and_reuses_the_cached_answer
     assert github_api.not_modified == 1
 
 
-async def test_no_cache_when_cache_seconds_is_zero(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_no_cache_when_cache_seconds_is_zero(github_api: GitHubApiStandIn, make) -> None:
     gh = make(github_api, cache_seconds=0.0)
     await gh.resolve("jupyterhub/binder-example/main")
     await gh.resolve("jupyterhub/binder-example/main")
     assert all("If-None-Match" not in r.headers for r in github_api.requests)
 
 
-async def test_token_is_sent_but_never_in_a_message_or_log_record(github_api: GitHubApiStandIn, make, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+async def test_token_is_sent_but_never_in_a_message_or_log_record(github_api: GitHubApiStandIn, make, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     gh = make(github_api)
     gist = make(github_api, GistProvider)
@@ -286,7 +286,7 @@ async def test_token_is_sent_but_never_in_a_message_or_log_record(github_api: Gi
 # -- gist against the stand-in -----------------------------------------------------
 
 
-async def test_gist_head_and_aliases_resolve_to_the_latest_revision(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_gist_head_and_aliases_resolve_to_the_latest_revision(github_api: GitHubApiStandIn, make) -> None:
     gist = make(github_api, GistProvider)
     for spec in (f"mariusvniekerk/{GIST}/HEAD", f"mariusvniekerk/{GIST}", f"mariusvniekerk/{GIST}/master", f"mariusvniekerk/{GIST}/main"):
         source = await gist.resolve(spec)
@@ -302,7 +302,7 @@ async def test_gist_head_and_aliases_resolve_to_the_latest_revision(github_api: 
     assert set(github_api.paths()) == {f"/gists/{GIST}"}
 
 
-async def test_gist_revision_from_history_or_asked_for_when_history_is_short(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_gist_revision_from_history_or_asked_for_when_history_is_short(github_api: GitHubApiStandIn, make) -> None:
     gist = make(github_api, GistProvider)
     assert (await gist.resolve(f"mariusvniekerk/{GIST}/{V2}")).resolved_ref == V2
     github_api.gists[GIST].history_limit = 1
@@ -312,7 +312,7 @@ async def test_gist_revision_from_history_or_asked_for_when_history_is_short(git
     assert "the gist or revision was not found" in message
 
 
-async def test_gist_owner_must_match_and_secret_gists_are_refused_unless_allowed(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_gist_owner_must_match_and_secret_gists_are_refused_unless_allowed(github_api: GitHubApiStandIn, make) -> None:
     gist = make(github_api, GistProvider)
     assert f"belongs to mariusvniekerk, not someone-else" in await _fails(gist, f"someone-else/{GIST}/HEAD")
     assert (await gist.resolve(f"MariusVNiekerk/{GIST}/HEAD")).resolved_ref == V3
@@ -333,21 +333,22 @@ async def test_gist_owner_must_match_and_secret_gists_are_refused_unless_allowed
         (f"mariusvniekerk/{GIST}/some-branch", "not a Gist revision"),
     ],
 )
-async def test_malformed_gist_specs_are_refused_without_asking_the_api(  # type: ignore[no-untyped-def]
+async def test_malformed_gist_specs_are_refused_without_asking_the_api(
     github_api: GitHubApiStandIn, make, spec: str, expected: str
 ) -> None:
     assert expected in await _fails(make(github_api, GistProvider), spec)
     assert github_api.requests == []
 
 
-async def test_unknown_gist_is_not_found(github_api: GitHubApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_gist_is_not_found(github_api: GitHubApiStandIn, make) -> None:
     assert "the gist or revision was not found" in await _fails(make(github_api, GistProvider), f"mariusvniekerk/{'f' * 32}/HEAD")
 
 
 # -- end to end --------------------------------------------------------------------
 
 
-async def test_gh_launch_reaches_ready_through_the_api_standin_and_banned_specs_fail(make_pipeline, git_server: GitServer) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+async def test_gh_launch_reaches_ready_through_the_api_standin_and_banned_specs_fail(make_pipeline, git_server: GitServer) -> None:
     """`gh` resolves against the api.github.com stand-in and clones from `git daemon` (github.com's stand-in)."""
     owner, repo = f"org-{uuid.uuid4().hex[:8]}", "binder-demo"
     git_server.create(f"{owner}/{repo}", {"requirements.txt": "tabulate\n", "README.md": "hello\n"})

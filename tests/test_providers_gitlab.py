@@ -78,7 +78,7 @@ def test_malformed_or_unsafe_gl_specs_are_refused(spec: str, expected: str) -> N
     assert expected in str(info.value)
 
 
-async def test_head_branch_and_tag_resolve_with_binderhub_urls(gitlab_api: GitLabApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_head_branch_and_tag_resolve_with_binderhub_urls(gitlab_api: GitLabApiStandIn, make) -> None:
     gl = make(gitlab_api)
     source = await gl.resolve("gitlab-org%2Fgitlab-foss/HEAD")
     assert source == ResolvedSource(
@@ -94,7 +94,7 @@ async def test_head_branch_and_tag_resolve_with_binderhub_urls(gitlab_api: GitLa
     assert (await gl.resolve("gitlab-org%2Fgitlab-foss/10-0-stable")).resolved_ref == C
 
 
-async def test_nested_groups_and_refs_with_slashes(gitlab_api: GitLabApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_nested_groups_and_refs_with_slashes(gitlab_api: GitLabApiStandIn, make) -> None:
     gl = make(gitlab_api)
     source = await gl.resolve("group%2Fsub-group%2Fmy-project/feature/x")
     assert source.resolved_ref == B
@@ -102,19 +102,19 @@ async def test_nested_groups_and_refs_with_slashes(gitlab_api: GitLabApiStandIn,
     assert gitlab_api.paths()[-1] == "/api/v4/projects/group%2Fsub-group%2Fmy-project/repository/commits/feature%2Fx"
 
 
-async def test_full_sha_passes_through(gitlab_api: GitLabApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_full_sha_passes_through(gitlab_api: GitLabApiStandIn, make) -> None:
     assert (await make(gitlab_api).resolve(f"group%2Fproject/{A}")).resolved_ref == A
     assert gitlab_api.requests == []
 
 
-async def test_unknown_ref_or_project_is_not_found(gitlab_api: GitLabApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_ref_or_project_is_not_found(gitlab_api: GitLabApiStandIn, make) -> None:
     gl = make(gitlab_api)
     message = await _fails(gl, "gitlab-org%2Fgitlab-foss/nosuchref")
     assert "Could not resolve ref for gl:gitlab-org%2Fgitlab-foss/nosuchref" in message and "not found" in message
     assert "not found" in await _fails(gl, "nobody%2Fnothing/HEAD")
 
 
-async def test_private_project_needs_the_token_which_is_sent_as_private_token(gitlab_api: GitLabApiStandIn, make, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+async def test_private_project_needs_the_token_which_is_sent_as_private_token(gitlab_api: GitLabApiStandIn, make, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     gitlab_api.add_project("team/private-thing", branches={"main": C}, private=True)
     assert (await make(gitlab_api).resolve("team%2Fprivate-thing/main")).resolved_ref == C
@@ -128,7 +128,7 @@ async def test_private_project_needs_the_token_which_is_sent_as_private_token(gi
         assert TOKEN not in record.getMessage() and "wrong-token-123" not in record.getMessage()
 
 
-async def test_rate_limit_server_error_and_timeout_fail_clearly(gitlab_api: GitLabApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_server_error_and_timeout_fail_clearly(gitlab_api: GitLabApiStandIn, make) -> None:
     gitlab_api.rate_remaining = 0
     gitlab_api.rate_reset = int(time.time()) + 90
     message = await _fails(make(gitlab_api), "gitlab-org%2Fgitlab-foss/HEAD")
@@ -141,7 +141,7 @@ async def test_rate_limit_server_error_and_timeout_fail_clearly(gitlab_api: GitL
     assert "did not answer within 0.3 seconds" in await _fails(make(gitlab_api, http_timeout_seconds=0.3), "gitlab-org%2Fgitlab-foss/HEAD")
 
 
-async def test_second_resolve_revalidates_with_etag(gitlab_api: GitLabApiStandIn, make) -> None:  # type: ignore[no-untyped-def]
+async def test_second_resolve_revalidates_with_etag(gitlab_api: GitLabApiStandIn, make) -> None:
     gl = make(gitlab_api)
     first = await gl.resolve("gitlab-org%2Fgitlab-foss/HEAD")
     second = await gl.resolve("gitlab-org%2Fgitlab-foss/HEAD")

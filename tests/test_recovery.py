@@ -12,8 +12,11 @@ import pytest
 
 from .harness import GitServer, Launch, launch, spec_for
 
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
-async def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+
+async def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -22,7 +25,7 @@ async def _wait_for(predicate, timeout: float, what: str) -> None:  # type: igno
     raise TimeoutError(what)
 
 
-async def test_killed_builder_leaves_nothing_built_and_its_build_is_taken_over(make_pipeline, git_server: GitServer) -> None:  # type: ignore[no-untyped-def]
+async def test_killed_builder_leaves_nothing_built_and_its_build_is_taken_over(make_pipeline, git_server: GitServer) -> None:
     pipeline = make_pipeline(BINDERFLOW_ACK_WAIT_SECONDS="3")
     pipeline.start_all()
     pipeline.wait_healthy()
@@ -54,7 +57,7 @@ async def test_killed_builder_leaves_nothing_built_and_its_build_is_taken_over(m
     ],
     ids=["idle", "max-age"],
 )
-async def test_servers_are_stopped_when_idle_or_too_old(make_pipeline, git_server: GitServer, limits: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+async def test_servers_are_stopped_when_idle_or_too_old(make_pipeline, git_server: GitServer, limits: dict[str, str]) -> None:
     pipeline = make_pipeline(BINDERFLOW_LAUNCHER_CULL_INTERVAL_SECONDS="1", **limits)
     pipeline.start_all()
     pipeline.wait_healthy()

@@ -191,7 +191,7 @@ def test_decide_not_built_queues_a_build_and_waits() -> None:
     assert _commands(decision) == [decision.build]
 
 
-def _ids(decision) -> list[str]:  # type: ignore[no-untyped-def]
+def _ids(decision) -> list[str]:
     return [e.event_id for e in decision.events] + [c.command_id for c in _commands(decision)]
 
 

@@ -7,7 +7,12 @@ import re
 import time
 import uuid
 
+import pytest
+
 from .harness import GitServer, launch, spec_for
+
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def _counter(metrics: str, name: str, labels: str) -> float:
@@ -15,7 +20,7 @@ def _counter(metrics: str, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def _wait_for_instances(pipeline, service: str, count: int, timeout: float = 30) -> list[dict]:  # type: ignore[no-untyped-def]
+def _wait_for_instances(pipeline, service: str, count: int, timeout: float = 30) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         instances = pipeline.instances(service)
@@ -25,7 +30,7 @@ def _wait_for_instances(pipeline, service: str, count: int, timeout: float = 30)
     raise TimeoutError(f"{count} {service} instances not seen")
 
 
-async def test_two_resolvers_and_two_builders_share_the_work(make_pipeline, git_server: GitServer) -> None:  # type: ignore[no-untyped-def]
+async def test_two_resolvers_and_two_builders_share_the_work(make_pipeline, git_server: GitServer) -> None:
     pipeline = make_pipeline(BINDERFLOW_BUILDER_MAX_CONCURRENT_BUILDS="1")
     pipeline.start("gateway")
     pipeline.start("resolver", 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -62,8 +63,8 @@ def _ready() -> ServerReady:
     )
 
 
-def _one_of_each() -> list:  # type: ignore[type-arg]
-    common = {"launch_id": LID, "timestamp": NOW, "message": "m\n"}
+def _one_of_each() -> list:
+    common: dict[str, Any] = {"launch_id": LID, "timestamp": NOW, "message": "m\n"}
     return [
         BuildWaiting(event_id="e0", **common),
         RepoFetching(event_id="e1", **common),
@@ -99,7 +100,7 @@ def test_every_phase_is_covered_once() -> None:
 
 
 @pytest.mark.parametrize("event", _one_of_each(), ids=PHASES)
-def test_decode_round_trips_every_phase(event) -> None:  # type: ignore[no-untyped-def]
+def test_decode_round_trips_every_phase(event) -> None:
     decoded = decode_phase_event(encode_event(event))
     assert decoded == event
     assert type(decoded) is type(event)

@@ -147,6 +147,7 @@ async def _finished_spans_of_launch(exporter: InMemorySpanExporter, launch_id: s
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_a_launch_is_one_trace_with_spans_from_every_service(
     in_process_pipeline: InProcessPipeline, git_server: GitServer, in_memory_spans: InMemorySpanExporter
 ) -> None:
@@ -299,6 +300,7 @@ async def _run_probe(cwd: Path, **env: str) -> str:
     return stderr.decode()
 
 
+@pytest.mark.slow
 async def test_console_exporter_writes_each_span_of_the_service_to_stderr(tmp_path: Path) -> None:
     stderr = await _run_probe(tmp_path, BINDERFLOW_TELEMETRY_EXPORTER="console")
 
@@ -366,6 +368,7 @@ async def test_otlp_exporter_posts_spans_to_the_configured_endpoint(otlp_collect
     assert otlp_collector.spans() == [("binderflow-builder", "probe span")]
 
 
+@pytest.mark.slow
 async def test_otlp_exporter_without_an_endpoint_follows_the_sdk_variables(otlp_collector: _OtlpCollector, tmp_path: Path) -> None:
     await _run_probe(tmp_path, BINDERFLOW_TELEMETRY_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT=otlp_collector.url)
 

@@ -11,7 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from .harness import GitServer, Pipeline, free_port, wait_http
+
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 BINDERFLOW = str(Path(sys.executable).parent / "binderflow")
 
@@ -27,7 +32,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -88,7 +93,7 @@ http_port = 0
         old = status["services"]["resolver"]["pid"]
         os.kill(old, signal.SIGKILL)
 
-        def restarted() -> dict | None:  # type: ignore[type-arg]
+        def restarted() -> dict | None:
             s = json.loads(status_file.read_text())
             r = s["services"]["resolver"]
             return s if r["pid"] != old and r["restarts"] == 1 else None

@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from playwright.async_api import Page
 
 from .harness import GitServer, spec_for, wait_http
 from .test_web_ui import browser, page, pytest_runtest_makereport  # noqa: F401 - fixtures and the screenshot hook
 
+# Runs binderflow's services (and JupyterLab) as processes: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SLOW_POST_BUILD = "#!/bin/sh\nfor i in $(seq 1 25); do echo \"postBuild line $i\"; sleep 0.2; done\n"
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
-async def test_loading_page_reconnects_after_the_gateway_dies_and_shows_each_line_once(make_pipeline, git_server: GitServer, page: Page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_loading_page_reconnects_after_the_gateway_dies_and_shows_each_line_once(make_pipeline, git_server: GitServer, page: Page) -> None:  # noqa: F811
     pipeline = make_pipeline(BINDERFLOW_EVENTS_CLIENT_RETRY_MS="300").start_all()
     pipeline.wait_healthy()
     url = git_server.create(f"ui-resume-{uuid.uuid4().hex[:8]}", {"requirements.txt": "tabulate\n", "postBuild": SLOW_POST_BUILD, "nb.ipynb": NOTEBOOK})

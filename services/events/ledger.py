@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from schemas import AnyEvent, BuildEnded, BuildStarted, LaunchFailed, LaunchRequested, RefResolved, ServerReady
+from schemas import AnyEvent, BuildEnded, BuildStarted, BuildStatus, LaunchFailed, LaunchRequested, RefResolved, ServerReady
 
 from .times import as_utc
 
 __all__ = ["LaunchSummary", "BuildSummary", "LaunchLedger", "SUCCESS", "FAILURE"]
 
-SUCCESS = "success"
-FAILURE = "failure"
+# How a launch ended (mybinder.org's `status`): a server (or build-only image), or not.
+LaunchStatus = Literal["success", "failure"]
+SUCCESS: LaunchStatus = "success"
+FAILURE: LaunchStatus = "failure"
 
 
 @dataclass(slots=True)
@@ -36,7 +39,7 @@ class LaunchSummary:
     resolved_ref: str = ""
     # The first `ready` (success) or `failed` (failure); what came after does not change it.
     ended_at: datetime | None = None
-    status: str = ""
+    status: LaunchStatus | Literal[""] = ""
 
     @property
     def is_finished(self) -> bool:
@@ -64,7 +67,8 @@ class BuildSummary:
     repo_url: str = ""
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    status: str = ""
+    # "" until its BuildEnded fact is seen.
+    status: BuildStatus | Literal[""] = ""
     seconds: float | None = None
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from schemas import SERVICE_NAMES
 
@@ -99,7 +100,7 @@ class _Supervised:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(*self.argv, env=self.env, preexec_fn=_die_with_parent)
 
-    async def supervise(self, stopping: asyncio.Event, on_change) -> None:  # type: ignore[no-untyped-def]
+    async def supervise(self, stopping: asyncio.Event, on_change: Callable[[], None]) -> None:
         backoff = 0.5
         while not stopping.is_set():
             assert self.proc is not None

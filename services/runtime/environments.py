@@ -18,7 +18,7 @@ import fcntl
 import os
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -113,7 +113,7 @@ class LocalEnvironmentStore:
         finally:
             os.close(dir_fd)
 
-    async def lock_building(self, name: str):  # type: ignore[no-untyped-def]
+    async def lock_building(self, name: str) -> tuple[AbstractContextManager[Path], Path]:
         """Async wrapper: enter building() in a thread so the event loop never blocks."""
         cm = self.building(name)
         path = await asyncio.to_thread(cm.__enter__)

@@ -15,6 +15,8 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 
+from .settings import Settings
+
 __all__ = ["GitPolicy", "GitError", "check_url", "check_ref", "run_git", "git_environment", "redact_url", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
@@ -156,7 +158,7 @@ def first_error_line(stderr: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def policy_from_settings(settings) -> GitPolicy:  # type: ignore[no-untyped-def]
+def policy_from_settings(settings: Settings) -> GitPolicy:
     """The git policy configured in settings.resolver (the builder fetches under it too)."""
     r = settings.resolver
     return GitPolicy(

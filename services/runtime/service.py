@@ -113,9 +113,7 @@ class ServiceRuntime:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, port)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.http_port = self._runner.addresses[0][1]
 
     async def _health(self, request: web.Request) -> web.Response:
         checks: dict[str, object] = {"nats": self.nc.is_connected}

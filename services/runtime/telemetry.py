@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from contextlib import AbstractContextManager
 from typing import Mapping
 
 from opentelemetry import context as otel_context
@@ -46,7 +47,7 @@ def extract(headers: Mapping[str, str] | None) -> otel_context.Context:
     return propagate.extract(dict(headers or {}))
 
 
-def launch_span(launch_id: str, provider: str, spec: str):  # type: ignore[no-untyped-def]
+def launch_span(launch_id: str, provider: str, spec: str) -> AbstractContextManager[trace.Span]:
     """The root span of one launch, opened by the gateway around the launch's stream.
 
     Every message published inside it carries its traceparent.

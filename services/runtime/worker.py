@@ -17,6 +17,7 @@ import time
 from typing import Awaitable, Callable, Generic, TypeVar
 
 import msgspec
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry import trace
@@ -109,7 +110,7 @@ class Worker(Generic[C]):
         if pending:
             await asyncio.wait(pending, timeout=5.0)
 
-    async def _keep_alive(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def _keep_alive(self, msg: Msg) -> None:
         # In-progress acks reset the ack timer so a long build keeps its command.
         while True:
             await asyncio.sleep(self._ack_wait_seconds / 3)
@@ -118,7 +119,7 @@ class Worker(Generic[C]):
             except Exception as exc:
                 log.debug("in-progress ack failed: %s", exc)
 
-    async def _process(self, msg) -> None:  # type: ignore[no-untyped-def]
+    async def _process(self, msg: Msg) -> None:
         started = time.monotonic()
         # The publisher of this command put its span's context in the headers, so
         # this span joins the launch's trace as that span's child.
@@ -143,7 +144,7 @@ class Worker(Generic[C]):
                 WORKER_COMMAND_SECONDS.labels(self._service).observe(time.monotonic() - started)
                 self._slots.release()
 
-    async def _process_in_span(self, msg, span: Span) -> None:  # type: ignore[no-untyped-def]
+    async def _process_in_span(self, msg: Msg, span: Span) -> None:
         try:
             command = decode_command(msg.data)
             if not isinstance(command, self._type):
