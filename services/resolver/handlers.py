@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Mapping, Sequence
 
-from schemas import ResolveRef, Subjects
+from schemas import ResolveRef
 from services.runtime.bus import EventPublisher
 from services.runtime.environments import EnvironmentStore
 from services.runtime.service import utcnow
@@ -24,7 +24,6 @@ class ResolverHandlers:
     def __init__(
         self,
         publisher: EventPublisher,
-        subjects: Subjects,
         providers: dict[str, RepoProvider],
         store: EnvironmentStore,
         image_prefix: str = "",
@@ -32,7 +31,6 @@ class ResolverHandlers:
         high_quota_specs: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._publisher = publisher
-        self._subjects = subjects
         self._providers = providers
         self._store = store
         self._image_prefix = image_prefix

@@ -17,7 +17,6 @@ async def serve(settings: Settings) -> None:
         providers = make_providers(settings)
         handlers = ResolverHandlers(
             rt.publisher,
-            rt.subjects,
             providers,
             LocalEnvironmentStore(settings.environments_path),
             settings.resolver.image_prefix,
