@@ -101,6 +101,8 @@ class Watcher:
 
 
 class _Channel:
+    __slots__ = ("follower", "history", "watchers")
+
     def __init__(self) -> None:
         self.follower: LogFollower | None = None
         self.history: list[LoggedEvent] = []

@@ -107,6 +107,9 @@ class LogFollower:
     says whether the last record read was the last one stored so far.
     """
 
+    # A gateway holds one per watched launch: thousands.
+    __slots__ = ("_js", "_stream", "_subject", "_start", "_pending_limit", "_sub", "last_seq", "caught_up")
+
     def __init__(self, js: JetStreamContext, stream: str, subject: str, *, start: StartAt = "all", pending_limit: int = DEFAULT_PENDING_LIMIT) -> None:
         self._js = js
         self._stream = stream
