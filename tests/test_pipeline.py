@@ -105,7 +105,8 @@ async def test_binder_folder_wins_post_build_runs_and_start_wraps_server(pipelin
             # A top-level requirement that cannot install: if it were used, the build would fail.
             "requirements.txt": "this-package-does-not-exist-anywhere==9.9\n",
             "binder/requirements.txt": "tabulate\n",
-            "binder/postBuild": "#!/bin/sh\nset -e\npython -c 'import tabulate' && echo ran > postbuild-ran.txt\necho postBuild says hello\n",
+            # No `#!` line, as many repositories on mybinder.org: it runs through a shell.
+            "binder/postBuild": "set -e\npython -c 'import tabulate' && echo ran > postbuild-ran.txt\necho postBuild says hello\n",
             "binder/start": "#!/bin/sh\necho \"wrapped by start: $BINDER_REQUEST\" > started-by-start.txt\nexec \"$@\"\n",
         },
     )
@@ -148,6 +149,9 @@ async def test_nonexistent_ref_fails_with_its_name(pipeline: Pipeline, git_serve
         ({"requirements.txt": "this-package-does-not-exist-anywhere==9.9\n"}, "Installing the requirements failed"),
         ({"environment.yml": "dependencies: [numpy]\n"}, "environment.yml"),
         ({"runtime.txt": "python-2.5\n"}, "Python 2.5"),
+        # The repository's own script fails, or cannot run at all: its failure, told once, never retried.
+        ({"requirements.txt": "tabulate\n", "postBuild": "echo about to fail\nexit 3\n"}, "postBuild failed (exit status 3)"),
+        ({"requirements.txt": "tabulate\n", "postBuild": "#!/no/such/interpreter\necho never\n"}, "postBuild could not be run: No such file or directory"),
     ],
 )
 async def test_unbuildable_repositories_fail_after_their_log_and_others_keep_working(

@@ -27,6 +27,7 @@ from schemas import ResolvedRepo
 from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
 from services.runtime.gitcmd import policy_from_settings, redact_url
 from services.runtime.procenv import host_environment
+from services.runtime.scripts import script_command
 from services.runtime.settings import Settings
 
 from ..content import ContentFetcher, make_fetchers
@@ -192,6 +193,10 @@ class LocalExecutor:
         try:
             async for line in stream_lines(cmd, str(cwd), env, remaining):
                 yield line
+        except OSError as exc:
+            # The repository's script cannot be run at all (a `#!` naming no interpreter
+            # here, say): the repository's failure, not the builder's, so no retry.
+            raise BuildError(f"{what} could not be run: {exc.strerror or exc}") from None
         except ProcessFailed as exc:
             if exc.timed_out:
                 raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped during {what}.") from None
@@ -224,7 +229,7 @@ class LocalExecutor:
         if plan.post_build:
             script = workdir / plan.post_build
             script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-            async for line in self._run([str(script)], workdir, env, deadline, plan.post_build):
+            async for line in self._run(script_command(script), workdir, env, deadline, plan.post_build):
                 yield LogLine(line)
         if plan.start:
             script = workdir / plan.start

@@ -26,6 +26,7 @@ import msgspec
 from schemas import LaunchRequest, ResolvedRepo
 from services.runtime.environments import LocalEnvironmentStore
 from services.runtime.procenv import host_environment
+from services.runtime.scripts import script_command
 
 from services.runtime.settings import Settings
 from services.runtime.serverrecords import ServerRecord, is_alive, kill_group, read_records, terminate
@@ -159,7 +160,7 @@ class LocalBackend:
             if metadata.start_script:
                 # repo2docker's contract: `start` runs with the server command as
                 # arguments and must `exec "$@"`.
-                cmd = [str(home / metadata.start_script), *cmd]
+                cmd = [*script_command(home / metadata.start_script), *cmd]
             env = host_environment()
             env.update({
                 "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
@@ -178,15 +179,20 @@ class LocalBackend:
             log_path = directory / "server.log"
             with open(log_path, "ab") as log_file:
                 os.chmod(log_path, 0o600)
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd,
-                    cwd=str(home),
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=log_file,
-                    start_new_session=True,
-                )
+                try:
+                    proc = await asyncio.create_subprocess_exec(
+                        *cmd,
+                        cwd=str(home),
+                        env=env,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log_file,
+                        stderr=log_file,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    # The repository's `start` (or its `#!` line) cannot be run.
+                    shutil.rmtree(directory, ignore_errors=True)
+                    raise LaunchError(f"The server could not be started: {cmd[0]}: {exc.strerror or exc}") from None
             url = f"http://{self.host}:{port}/"
             record = ServerRecord(
                 launch_id=launch_id, pid=proc.pid, port=port, url=url, token=token, image=name, started_at=datetime.now(timezone.utc)
