@@ -201,22 +201,31 @@ async def test_second_client_attaches_to_a_launch_under_way_and_gets_it_from_the
     assert out.decode() == launch_log
 
 
+def pipeline_index_with_password(index_url: str, password: str) -> str:
+    """The test package index's URL with credentials in it, as an operator's private index has."""
+    return index_url.replace("http://", f"http://binder:{password}@", 1)
+
+
 @pytest.mark.slow
-async def test_no_secret_anywhere_in_the_event_log_or_service_logs(make_pipeline, git_server: GitServer) -> None:
-    """Launches with provider tokens configured; then every message of every stream
-    (payloads and headers) and every service log is searched for the provider
-    tokens and for the Jupyter tokens the clients received.
+async def test_no_secret_anywhere_in_the_event_log_or_service_logs(make_pipeline, package_index: str, git_server: GitServer) -> None:
+    """Launches with provider tokens and a package index password configured; then every
+    message of every stream (payloads and headers) and every service log is searched
+    for them and for the Jupyter tokens the clients received. One repository's
+    postBuild prints its whole environment into its (public) build log.
 
     GitHub's API is the recorded-response stand-in; its repositories are served by `git daemon`.
     """
     github_token = "ghp_SECRETSCAN" + uuid.uuid4().hex
     gitlab_token = "glpat-SECRETSCAN" + uuid.uuid4().hex
+    index_password = "idx-SECRETSCAN" + uuid.uuid4().hex
     owner, repo = f"org-{uuid.uuid4().hex[:8]}", "scan"
     git_server.create(f"{owner}/{repo}", {"requirements.txt": "tabulate\n"})
     sha = git_server.head(f"{owner}/{repo}")
     async with GitHubApiStandIn(expected_token=github_token) as api:
         api.add_repo(owner, repo, branches={"main": sha})
         pipeline = make_pipeline(
+            # The test index does not ask for a password; uv sends it all the same.
+            BINDERFLOW_BUILDER_FIND_LINKS=pipeline_index_with_password(package_index, index_password),
             BINDERFLOW_PROVIDERS_GITHUB_API_URL=api.url,
             BINDERFLOW_PROVIDERS_GITHUB_URL=f"git://127.0.0.1:{git_server.port}",
             BINDERFLOW_PROVIDERS_GITHUB_TOKEN=github_token,
@@ -226,12 +235,14 @@ async def test_no_secret_anywhere_in_the_event_log_or_service_logs(make_pipeline
         pipeline.wait_healthy()
         results = [await launch(pipeline.gateway_url, "gh", f"{owner}/{repo}/main")]
         results.append(await launch(pipeline.gateway_url, "gh", f"{owner}/{repo}/main"))
-        git_url = git_server.create(f"plain-{uuid.uuid4().hex[:8]}", {"requirements.txt": "tabulate\n"})
+        git_url = git_server.create(f"plain-{uuid.uuid4().hex[:8]}", {"requirements.txt": "tabulate\n", "postBuild": "env\ncat /proc/self/cmdline\n"})
         results.append(await launch(pipeline.gateway_url, "git", spec_for(git_url, "main")))
         results.append(await launch(pipeline.gateway_url, "gh", f"{owner}/{repo}/no-such-branch", timeout=60))
     jupyter_tokens = [r.last["token"] for r in results if r.last["phase"] == "ready"]
     assert len(jupyter_tokens) == 3 and all(jupyter_tokens)
-    secrets = [github_token, gitlab_token, *jupyter_tokens]
+    assert any(m.startswith("VIRTUAL_ENV=") for m in results[2].messages("building"))  # the environment was printed
+    assert not any(index_password in m for r in results for m in r.messages("building"))
+    secrets = [github_token, gitlab_token, index_password, *jupyter_tokens]
 
     subjects = Subjects(pipeline.prefix)
     nc = await nats.connect(pipeline.nats_url)

@@ -9,7 +9,8 @@ import pytest
 
 from services.resolver.providers.base import ProviderError
 from services.resolver.providers.git import GitProvider, parse_ls_remote, pick_ref
-from services.runtime.gitcmd import GitError, GitPolicy, check_ref, check_url, redact_url
+from services.runtime.gitcmd import GitError, GitPolicy, check_ref, check_url
+from services.runtime.redaction import redact_url
 
 from .harness import GitServer, free_port, git
 

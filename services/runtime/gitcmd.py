@@ -15,9 +15,10 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 
+from .redaction import redact_url
 from .settings import Settings
 
-__all__ = ["GitPolicy", "GitError", "check_url", "check_ref", "run_git", "git_environment", "redact_url", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
+__all__ = ["GitPolicy", "GitError", "check_url", "check_ref", "run_git", "git_environment", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
 SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}\Z")
@@ -46,18 +47,6 @@ class GitPolicy:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         return any(ip in net for net in self._nets)
-
-
-def redact_url(url: str) -> str:
-    """The URL without any user:password part, for logs and messages. Never raises."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if "@" not in parts.netloc:
-        return url
-    # Keep everything after the last '@' as written (IPv6 brackets, port) and drop the rest.
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 async def check_url(url: str, policy: GitPolicy) -> None:

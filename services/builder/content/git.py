@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from schemas import ResolvedRepo
-from services.runtime.gitcmd import GitPolicy, first_error_line, redact_url, run_git
+from services.runtime.gitcmd import GitPolicy, first_error_line, run_git
+from services.runtime.redaction import redact_url
 
 from ..errors import BuildError
 

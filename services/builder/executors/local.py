@@ -25,7 +25,8 @@ from typing import AsyncIterator
 
 from schemas import ResolvedRepo
 from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
-from services.runtime.gitcmd import policy_from_settings, redact_url
+from services.runtime.gitcmd import policy_from_settings
+from services.runtime.redaction import Redactor, redact_url, url_credentials
 from services.runtime.procenv import host_environment
 from services.runtime.scripts import script_command
 from services.runtime.settings import Settings
@@ -114,6 +115,9 @@ class LocalExecutor:
         self.no_index = no_index
         self.jupyterlab_requirement = jupyterlab_requirement
         self.build_timeout_seconds = build_timeout_seconds
+        # An index or link URL may carry credentials: they reach uv through its
+        # environment (never a command line `ps` shows), and are masked in the log.
+        self._redactor = Redactor.for_urls([index_url, *self.find_links])
 
     async def build(self, repo: ResolvedRepo) -> AsyncIterator[BuildProgress]:
         name = repo.image_name
@@ -170,29 +174,35 @@ class LocalExecutor:
             "UV_NO_PROGRESS": "1",
             "NO_COLOR": "1",
         })
+        if self.index_url:
+            env["UV_DEFAULT_INDEX"] = self.index_url
+        if self.find_links:
+            env["UV_FIND_LINKS"] = ",".join(self.find_links)
         if venv is not None:
             env["VIRTUAL_ENV"] = str(venv)
             env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
         return env
 
+    def _script_env(self, env: dict[str, str]) -> dict[str, str]:
+        """The environment of the repository's own code: without an index or links that
+        carry credentials (it may print its environment into the public build log)."""
+        secret = {name for name, url in (("UV_DEFAULT_INDEX", self.index_url),) if url_credentials(url)}
+        if any(url_credentials(link) for link in self.find_links):
+            secret.add("UV_FIND_LINKS")
+        return {name: value for name, value in env.items() if name not in secret}
+
     def _index_args(self) -> list[str]:
-        args: list[str] = []
-        if self.index_url:
-            args += ["--index-url", self.index_url]
-        for link in self.find_links:
-            args += ["--find-links", link]
-        if self.no_index:
-            args.append("--no-index")
-        return args
+        # The index and find-links travel in the environment (_uv_env).
+        return ["--no-index"] if self.no_index else []
 
     async def _run(self, cmd: list[str], cwd: Path, env: dict[str, str], deadline: float | None, what: str) -> AsyncIterator[str]:
-        yield f"$ {' '.join(cmd[:1] + [a for a in cmd[1:]])}"
+        yield self._redactor.text(f"$ {' '.join(cmd)}")
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped.")
         try:
             async for line in stream_lines(cmd, str(cwd), env, remaining):
-                yield line
+                yield self._redactor.text(line)
         except OSError as exc:
             # The repository's script cannot be run at all (a `#!` naming no interpreter
             # here, say): the repository's failure, not the builder's, so no retry.
@@ -229,7 +239,7 @@ class LocalExecutor:
         if plan.post_build:
             script = workdir / plan.post_build
             script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-            async for line in self._run(script_command(script), workdir, env, deadline, plan.post_build):
+            async for line in self._run(script_command(script), workdir, self._script_env(env), deadline, plan.post_build):
                 yield LogLine(line)
         if plan.start:
             script = workdir / plan.start

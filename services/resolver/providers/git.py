@@ -16,9 +16,9 @@ from services.runtime.gitcmd import (
     check_url,
     first_error_line,
     policy_from_settings,
-    redact_url,
     run_git,
 )
+from services.runtime.redaction import redact_url
 
 from schemas.providers import without_userinfo
 from services.runtime.settings import Settings
