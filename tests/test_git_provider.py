@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from schemas import ResolvedRepo
+from services.builder.content.git import GitFetcher
+from services.builder.errors import BuildError
+from services.builder.executors.local import LocalExecutor
 from services.resolver.providers.base import ProviderError
 from services.resolver.providers.git import GitProvider, parse_ls_remote, pick_ref
-from services.runtime.gitcmd import GitError, GitPolicy, check_ref, check_url
+from services.runtime.environments import LocalEnvironmentStore
+from services.runtime.gitcmd import GitError, GitPolicy, check_ref, check_url, run_git
 from services.runtime.redaction import redact_url
 
-from .harness import GitServer, free_port, git
+from .harness import GitServer, SilentServer, free_port, git, processes_mentioning
 
 PRIVATE = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
 BLOCKING = GitPolicy(blocked_networks=PRIVATE)
@@ -254,3 +261,40 @@ async def test_option_like_ref_is_refused(git_server: GitServer) -> None:
     _, url = _repo(git_server)
     with pytest.raises(ProviderError, match="not a valid Git ref"):
         await _provider().resolve(_spec(url, "--upload-pack=touch%20x"))
+
+
+# -- git that always ends ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["http", "git"])
+async def test_git_against_a_host_that_never_answers_ends_at_its_timeout_and_leaves_nothing_running(scheme: str) -> None:
+    with SilentServer() as silent:
+        url = silent.url(scheme=scheme)
+        started = time.monotonic()
+        code, _, err = await run_git(["ls-remote", "--", url], GitPolicy(allowed_hosts=("127.0.0.1",), timeout_seconds=2))
+        took = time.monotonic() - started
+        assert code == 124 and "timed out after 2 s" in err
+        assert took < 6, took
+        # git's helpers (git-remote-http) went with it: nothing still holds the connection.
+        assert processes_mentioning(f"127.0.0.1:{silent.port}") == []
+
+
+async def test_a_build_fetching_from_a_host_that_never_answers_fails_at_the_build_timeout(tmp_path: Path) -> None:
+    """The fetch counts against build_timeout_seconds (here 2 s), however long git itself may take."""
+    with SilentServer() as silent:
+        policy = GitPolicy(allowed_hosts=("127.0.0.1",), timeout_seconds=300)
+        executor = LocalExecutor(
+            LocalEnvironmentStore(tmp_path / "environments"), {"git": GitFetcher(policy, 300)}, tmp_path / "uv-cache", build_timeout_seconds=2
+        )
+        url = silent.url()
+        repo = ResolvedRepo(
+            repo_url=url, ref="main", resolved_ref=A, ref_url=url, clone_url=url, image_name="silent-0123456789abcdef",
+            binder_request="v2/git/x/main", binder_persistent_request=f"v2/git/x/{A}",
+        )
+        started = time.monotonic()
+        with pytest.raises(BuildError, match="longer than 2 s and was stopped while fetching"):
+            async for _ in executor.build(repo):
+                pass
+        assert time.monotonic() - started < 8
+        assert processes_mentioning(f"127.0.0.1:{silent.port}") == []
+        assert not executor.store.is_complete(repo.image_name)

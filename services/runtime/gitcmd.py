@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import re
+import signal
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 
 from .redaction import redact_url
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GitPolicy", "GitError", "check_url", "check_ref", "run_git", "git_environment", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
 
@@ -118,9 +122,45 @@ def git_environment(policy: GitPolicy) -> dict[str, str]:
     return env
 
 
+# git gives up on a transfer slower than this many bytes per second for this long
+# (a server that accepts and never answers, or trickles), before any timeout.
+_LOW_SPEED_BYTES_PER_SECOND = 1000
+_LOW_SPEED_SECONDS = 30
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    # git runs helpers (git-remote-http, ...) that hold its pipes: stop them all.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(proc.wait(), 5.0)
+    except asyncio.TimeoutError:
+        log.warning("git (pid %d) did not exit after SIGKILL", proc.pid)
+
+
 async def run_git(args: list[str], policy: GitPolicy, cwd: str | None = None, timeout: float | None = None) -> tuple[int, str, str]:
-    """Run git with hardening options; returns (exit code, stdout, stderr)."""
-    cmd = ["git", "-c", "http.followRedirects=false", "-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", *args]
+    """Run git with hardening options; returns (exit code, stdout, stderr).
+
+    Always ends: git and every helper it started run in a process group of their
+    own, killed whole when `timeout` (default: the policy's) passes or the caller
+    is cancelled; a timeout is exit code 124 with a message on stderr.
+    """
+    limit = timeout or policy.timeout_seconds
+    low_speed_seconds = max(1, min(_LOW_SPEED_SECONDS, int(limit)))
+    cmd = [
+        "git",
+        "-c", "http.followRedirects=false",
+        "-c", "core.hooksPath=/dev/null",
+        "-c", "protocol.ext.allow=never",
+        "-c", f"http.lowSpeedLimit={_LOW_SPEED_BYTES_PER_SECOND}",
+        "-c", f"http.lowSpeedTime={low_speed_seconds}",
+        *args,
+    ]
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         cwd=cwd,
@@ -128,13 +168,18 @@ async def run_git(args: list[str], policy: GitPolicy, cwd: str | None = None, ti
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout or policy.timeout_seconds)
+        out, err = await asyncio.wait_for(proc.communicate(), limit)
     except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return 124, "", f"git timed out after {timeout or policy.timeout_seconds:.0f} s"
+        _kill_group(proc)
+        await _reap(proc)
+        return 124, "", f"git timed out after {limit:.0f} s"
+    except BaseException:
+        _kill_group(proc)
+        await _reap(proc)
+        raise
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 

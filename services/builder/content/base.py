@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import AsyncGenerator, Protocol
 
 from schemas import ResolvedRepo
 
@@ -11,7 +11,7 @@ __all__ = ["ContentFetcher"]
 
 
 class ContentFetcher(Protocol):
-    def fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+    def fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncGenerator[str, None]:
         """Write the files of `repo` at `repo.resolved_ref` into `workdir` (which exists and is empty).
 
         Yields log lines for the person watching. Raises BuildError (from

@@ -33,7 +33,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 import aiohttp
 import yarl
@@ -390,7 +390,7 @@ class DataFetcher:
     limits: Limits = field(default_factory=Limits)
     display = "the data repository"
 
-    async def fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+    async def fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncGenerator[str, None]:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.limits.http_timeout_seconds, sock_read=self.limits.http_timeout_seconds
         )

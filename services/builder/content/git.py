@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncGenerator
 
 from schemas import ResolvedRepo
 from services.runtime.gitcmd import GitPolicy, first_error_line, run_git
@@ -19,7 +19,7 @@ class GitFetcher:
         self.policy = policy
         self.timeout_seconds = timeout_seconds
 
-    async def fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+    async def fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncGenerator[str, None]:
         cwd = str(workdir)
         code, _, err = await run_git(["init", "--quiet", cwd], self.policy)
         if code != 0:

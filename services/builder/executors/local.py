@@ -134,7 +134,7 @@ class LocalExecutor:
                 return
             workdir = target / "repo"
             yield PhaseChanged("fetching", f"Fetching {redact_url(repo.repo_url)} at {repo.resolved_ref}...\n")
-            async for line in self._fetch(repo, workdir):
+            async for line in self._fetch(repo, workdir, deadline):
                 yield LogLine(line)
             yield PhaseChanged("building", "Building the environment...\n")
             plan = plan_build(workdir)
@@ -157,13 +157,31 @@ class LocalExecutor:
             cm.__exit__(None, None, None)
 
     # -- steps ---------------------------------------------------------------
-    async def _fetch(self, repo: ResolvedRepo, workdir: Path) -> AsyncIterator[str]:
+    async def _fetch(self, repo: ResolvedRepo, workdir: Path, deadline: float | None) -> AsyncIterator[str]:
+        """The fetcher's lines; the fetch counts against the build's time like every other step.
+
+        Past the deadline the fetcher is cancelled, which stops what it runs (git's
+        whole process group, or its downloads), and the build fails.
+        """
         fetcher = self.fetchers.get(repo.content_provider)
         if fetcher is None:
             raise BuildError(f"This builder cannot fetch content from {repo.content_provider!r} repositories.")
         workdir.mkdir(parents=True, exist_ok=True)
-        async for line in fetcher.fetch(repo, workdir):
-            yield line
+        lines = fetcher.fetch(repo, workdir)
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    line = await asyncio.wait_for(anext(lines), remaining)
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise BuildError(
+                        f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped while fetching the repository."
+                    ) from None
+                yield line
+        finally:
+            await lines.aclose()
 
     def _uv_env(self, venv: Path | None, home: Path) -> dict[str, str]:
         env = host_environment()
