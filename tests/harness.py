@@ -295,6 +295,11 @@ class SilentServer:
                 return
             self._held.append(conn)
 
+    @property
+    def connections(self) -> int:
+        """How many connections it accepted (and holds)."""
+        return len(self._held)
+
     def url(self, path: str = "repo.git", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}/{path}"
 

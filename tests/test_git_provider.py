@@ -16,7 +16,7 @@ from services.builder.executors.local import LocalExecutor
 from services.resolver.providers.base import ProviderError
 from services.resolver.providers.git import GitProvider, parse_ls_remote, pick_ref
 from services.runtime.environments import LocalEnvironmentStore
-from services.runtime.gitcmd import GitError, GitPolicy, check_ref, check_url, run_git
+from services.runtime.gitcmd import GitError, GitPolicy, GitTarget, check_ref, check_url, pinned_target, run_git
 from services.runtime.redaction import redact_url
 
 from .harness import GitServer, SilentServer, free_port, git, processes_mentioning
@@ -123,15 +123,66 @@ async def test_check_url_rejects_credentials() -> None:
         await check_url("https://user:pass@example.org/x.git", GitPolicy(allowed_hosts=("*",)))
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/x", "http://[::1]/x", "http://10.1.2.3/x", "http://[::ffff:127.0.0.1]/x", "git://192.168.0.1/x", "http://169.254.169.254/latest"])
-async def test_check_url_rejects_blocked_networks(url: str) -> None:
-    with pytest.raises(GitError, match="network"):
-        await check_url(url, BLOCKING)
+# Every form the address check was once bypassed with (issue 9), beside the plain ones.
+NOT_PUBLIC = [
+    "http://127.0.0.1/x", "http://[::1]/x", "http://10.1.2.3/x", "git://192.168.0.1/x", "http://169.254.169.254/latest",
+    "http://[::]/x",                    # Linux connects the unspecified address to loopback
+    "http://0.0.0.0/x",
+    "http://[::ffff:127.0.0.1]/x",      # IPv4-mapped
+    "http://[::127.0.0.1]/x",           # IPv4-compatible
+    "http://[64:ff9b::7f00:1]/x",       # NAT64 of 127.0.0.1
+    "http://[2002:7f00:1::]/x",         # 6to4 of 127.0.0.1
+    "http://[2002:a01:203::1]/x",       # 6to4 of 10.1.2.3
+    "http://198.18.0.1/x",              # benchmarking network
+    "http://224.0.0.1/x", "http://[ff02::1]/x",  # multicast
+    "http://240.0.0.1/x",               # reserved
+    "http://100.64.0.1/x",              # carrier-grade NAT
+    "http://2130706433/x",              # 127.0.0.1 written as a number
+    "http://localhost/x",
+]
 
 
-async def test_check_url_allows_blocked_address_of_allowed_host() -> None:
-    await check_url("http://127.0.0.1/x", GitPolicy(blocked_networks=PRIVATE, allowed_hosts=("127.0.0.1",)))
-    await check_url("git://127.0.0.1:9418/x", GitPolicy())  # nothing blocked
+@pytest.mark.parametrize("url", NOT_PUBLIC)
+async def test_check_url_refuses_every_address_that_is_not_public(url: str) -> None:
+    with pytest.raises(GitError, match="network this Binder does not fetch from"):
+        await check_url(url, GitPolicy())
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"])
+def test_public_addresses_pass_also_when_wrapped_in_ipv6(address: str) -> None:
+    assert not GitPolicy().addresses.is_blocked(address)
+
+
+def test_networks_the_operator_blocks_are_refused_on_top() -> None:
+    policy = GitPolicy(blocked_networks=("8.8.8.0/24",))
+    assert policy.addresses.is_blocked("8.8.8.8") and policy.addresses.is_blocked("::ffff:8.8.8.8")
+    assert not policy.addresses.is_blocked("1.1.1.1")
+
+
+async def test_check_url_allows_any_address_of_an_allowed_host() -> None:
+    assert (await check_url("http://127.0.0.1/x", GitPolicy(allowed_hosts=("127.0.0.1",)))).url == "http://127.0.0.1/x"
+    assert (await check_url("git://localhost:9418/x", GitPolicy(allowed_hosts=("*",)))).config == ()
+
+
+def test_a_checked_name_is_pinned_to_the_addresses_that_were_checked() -> None:
+    """git is told where the name resolved when it was checked, so it cannot resolve elsewhere when it connects."""
+    assert pinned_target("https://repo.example.org/x.git", ["8.8.8.8", "2606:4700::1111"]) == GitTarget(
+        "https://repo.example.org/x.git", ("http.curloptResolve=repo.example.org:443:8.8.8.8,[2606:4700::1111]",)
+    )
+    assert pinned_target("http://repo.example.org:8080/x.git", ["8.8.8.8"]).config == ("http.curloptResolve=repo.example.org:8080:8.8.8.8",)
+    assert pinned_target("git://repo.example.org/x.git", ["2606:4700::1111"]) == GitTarget("git://[2606:4700::1111]:9418/x.git")
+    assert pinned_target("https://8.8.8.8/x.git", ["8.8.8.8"]) == GitTarget("https://8.8.8.8/x.git")
+
+
+async def test_git_connects_to_the_pinned_address_without_resolving_the_name() -> None:
+    """A name that does not resolve at all, pinned to a listening server: git reaches that server."""
+    with SilentServer() as silent:
+        pin = f"http.curloptResolve=repo.binderflow.invalid:{silent.port}:127.0.0.1"
+        code, _, err = await run_git(
+            ["ls-remote", "--", f"http://repo.binderflow.invalid:{silent.port}/x.git"], GitPolicy(timeout_seconds=1), config=[pin]
+        )
+        assert code == 124, err  # it connected and waited for an answer, rather than failing to resolve
+        assert silent.connections >= 1
 
 
 def test_redact_url_strips_credentials() -> None:

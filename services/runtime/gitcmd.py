@@ -8,7 +8,6 @@ name rules and always follow `--`, so neither can become a git option.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import re
@@ -16,13 +15,15 @@ import signal
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import Sequence
 
+from .addresses import AddressPolicy, AddressRefused
 from .redaction import redact_url
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GitPolicy", "GitError", "check_url", "check_ref", "run_git", "git_environment", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
+__all__ = ["GitPolicy", "GitTarget", "GitError", "check_url", "pinned_target", "check_ref", "run_git", "git_environment", "first_error_line", "SHA_RE", "SHORT_SHA_RE", "policy_from_settings"]
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
 SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}\Z")
@@ -35,26 +36,42 @@ class GitError(Exception):
 
 @dataclass(frozen=True)
 class GitPolicy:
-    """What the git provider (and the builder's fetch) may talk to."""
+    """What the git provider (and the builder's fetch) may talk to, and how long git may take."""
 
     allowed_schemes: tuple[str, ...] = ("https", "http", "git")
+    # Networks refused on top of every address that is not globally routable.
     blocked_networks: tuple[str, ...] = ()
+    # Host names trusted whatever they resolve to ("*": every host).
     allowed_hosts: tuple[str, ...] = ()
     timeout_seconds: float = 60.0
-    _nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False, repr=False, compare=False)
+    addresses: AddressPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_nets", tuple(ipaddress.ip_network(n, strict=False) for n in self.blocked_networks))
-
-    def is_blocked(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self._nets)
+        object.__setattr__(self, "addresses", AddressPolicy(self.blocked_networks, self.allowed_hosts))
 
 
-async def check_url(url: str, policy: GitPolicy) -> None:
-    """Raise GitError unless `url` is a Git URL the policy allows us to fetch."""
+@dataclass(frozen=True)
+class GitTarget:
+    """A URL git may fetch, and the `git -c` settings that make it connect to the addresses that were checked."""
+
+    url: str
+    config: tuple[str, ...] = ()
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "git": 9418}
+
+
+def _address_for_url(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+async def check_url(url: str, policy: GitPolicy) -> GitTarget:
+    """The URL as git is to fetch it, if the policy allows it; GitError with a message for a person otherwise.
+
+    The host is resolved once, here, and every address checked; git is then
+    pinned to those addresses (curl's resolve list for http(s), the address
+    itself for git://), so the name cannot resolve elsewhere when git connects.
+    """
     if not url or url.startswith("-") or any(c in url for c in "\x00\r\n\t ") :
         raise GitError(f"{url!r} is not a valid repository URL")
     try:
@@ -68,28 +85,41 @@ async def check_url(url: str, policy: GitPolicy) -> None:
         allowed = ", ".join(f"{s}://" for s in policy.allowed_schemes)
         raise GitError(f"Repository URLs with scheme {scheme}:// are not allowed here (allowed: {allowed})")
     if scheme in ("file",):
-        return
+        return GitTarget(url)
     if parts.username or parts.password:
         raise GitError("Repository URLs with credentials in them are not accepted")
     host = parts.hostname
     if not host:
         raise GitError(f"{url!r} has no host name")
     try:
-        port = parts.port
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 443)
     except ValueError:
         raise GitError(f"{redact_url(url)!r} has an invalid port") from None
-    if "*" in policy.allowed_hosts or host.lower() in policy.allowed_hosts:
-        return
+    if policy.addresses.trusts(host):
+        return GitTarget(url)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=1)
-    except OSError:
-        raise GitError(f"Could not reach the repository at {redact_url(url)}: the host {host} does not resolve") from None
-    for info in infos:
-        address = str(info[4][0])
-        if policy.is_blocked(address):
-            raise GitError(
-                f"Repository host {host} resolves to {address}, an address in a network this Binder does not fetch from"
-            )
+        addresses = await policy.addresses.resolve(host, port)
+    except AddressRefused as exc:
+        raise GitError(f"Could not reach the repository at {redact_url(url)}: {exc}") from None
+    return pinned_target(url, addresses)
+
+
+def pinned_target(url: str, addresses: list[str]) -> GitTarget:
+    """`url` for git, bound to `addresses` (what its host resolved to when checked). Pure.
+
+    http(s) keeps its name (TLS and virtual hosts need it) and gets curl's resolve
+    list; git:// has no use for the name, so the address replaces it.
+    """
+    parts = urllib.parse.urlsplit(url)
+    host, scheme = parts.hostname or "", parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 443)
+    if host in addresses:
+        return GitTarget(url)  # an address literal: nothing to pin
+    if scheme in ("http", "https"):
+        pins = ",".join(_address_for_url(a) for a in addresses)
+        return GitTarget(url, (f"http.curloptResolve={host}:{port}:{pins}",))
+    netloc = f"{_address_for_url(addresses[0])}:{port}"
+    return GitTarget(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
 
 
 def check_ref(ref: str) -> None:
@@ -143,8 +173,11 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
         log.warning("git (pid %d) did not exit after SIGKILL", proc.pid)
 
 
-async def run_git(args: list[str], policy: GitPolicy, cwd: str | None = None, timeout: float | None = None) -> tuple[int, str, str]:
-    """Run git with hardening options; returns (exit code, stdout, stderr).
+async def run_git(
+    args: list[str], policy: GitPolicy, cwd: str | None = None, timeout: float | None = None, config: Sequence[str] = ()
+) -> tuple[int, str, str]:
+    """Run git with hardening options (and `config`, "key=value" settings such as a
+    GitTarget's); returns (exit code, stdout, stderr).
 
     Always ends: git and every helper it started run in a process group of their
     own, killed whole when `timeout` (default: the policy's) passes or the caller
@@ -159,6 +192,7 @@ async def run_git(args: list[str], policy: GitPolicy, cwd: str | None = None, ti
         "-c", "protocol.ext.allow=never",
         "-c", f"http.lowSpeedLimit={_LOW_SPEED_BYTES_PER_SECOND}",
         "-c", f"http.lowSpeedTime={low_speed_seconds}",
+        *(arg for setting in config for arg in ("-c", setting)),
         *args,
     ]
     proc = await asyncio.create_subprocess_exec(

@@ -40,18 +40,6 @@ __all__ = [
     "default_data_dir",
 ]
 
-_PRIVATE_NETWORKS = [
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "::1/128",
-    "fc00::/7",
-    "fe80::/10",
-]
 
 
 class SettingsError(Exception):
@@ -124,10 +112,13 @@ class ResolverSettings(_Section, frozen=True, kw_only=True):
     http_port: Port = 8586
     # URL schemes the git provider may fetch; "file" and "ext" stay off unless added.
     git_allowed_schemes: list[str] = msgspec.field(default_factory=lambda: ["https", "http", "git"])
-    # Hosts (resolved addresses) in these networks are refused, against SSRF.
-    git_blocked_networks: list[str] = msgspec.field(default_factory=lambda: list(_PRIVATE_NETWORKS))
-    # Host names allowed even when they resolve into a blocked network (e.g. a
-    # company Git server); "*" allows every host.
+    # Repositories and downloads are fetched from globally routable addresses only
+    # (loopback, private, link-local, reserved, multicast and their IPv6 wrappings
+    # are always refused, against SSRF: services/runtime/addresses.py); these
+    # networks are refused on top.
+    git_blocked_networks: list[str] = []
+    # Host names fetched from whatever they resolve to (e.g. a company Git server
+    # in a private network); "*" turns the address check off.
     git_allowed_hosts: list[str] = []
     git_timeout_seconds: float = 60.0
     # Image names are "<image_prefix><name>"; the local store ignores the prefix.

@@ -39,6 +39,7 @@ import aiohttp
 import yarl
 
 from schemas import ResolvedRepo
+from services.runtime.addresses import GuardedResolver
 from services.runtime.gitcmd import GitError, GitPolicy, check_url
 from services.runtime.hosts import REDIRECT_STATUSES, USER_AGENT, Site, describe_url, status_text
 
@@ -394,7 +395,12 @@ class DataFetcher:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.limits.http_timeout_seconds, sock_read=self.limits.http_timeout_seconds
         )
-        async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT}) as session:
+        # Names resolve under the address policy when connecting, not only when a redirect
+        # is checked: a storage host cannot rebind to an internal address in between.
+        # The configured sites are the operator's and are trusted as named.
+        resolver = GuardedResolver(self.git_policy.addresses, trusted_hosts=(site.host for site in self.sites))
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT}, connector=connector) as session:
             transfer = Transfer(self, session)
             async for line in self._fetch(transfer, repo, workdir):
                 yield line

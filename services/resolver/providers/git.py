@@ -12,6 +12,7 @@ from services.runtime.gitcmd import (
     SHORT_SHA_RE,
     GitError,
     GitPolicy,
+    GitTarget,
     check_ref,
     check_url,
     first_error_line,
@@ -91,11 +92,11 @@ class GitProvider:
         url, ref = self.parse_spec(spec)
         try:
             check_ref(ref)
-            await check_url(url, self.policy)
+            target = await check_url(url, self.policy)
         except GitError as exc:
             raise ProviderError(str(exc)) from None
         shown = redact_url(url)
-        code, out, err = await run_git(["ls-remote", "--", url], self.policy)
+        code, out, err = await run_git(["ls-remote", "--", target.url], self.policy, config=target.config)
         if code != 0:
             raise ProviderError(f"Could not reach the repository at {shown}: {first_error_line(err)}")
         refs = parse_ls_remote(out)
@@ -104,7 +105,7 @@ class GitProvider:
         else:
             found = pick_ref(refs, ref)
             if found is None and SHORT_SHA_RE.match(ref):
-                found = await self._resolve_short_sha(url, ref)
+                found = await self._resolve_short_sha(target, ref)
             if found is None:
                 raise ProviderError(f"Could not resolve ref {ref!r} in {shown}: no branch, tag or commit of that name")
             commit = found
@@ -118,7 +119,7 @@ class GitProvider:
             persistent_spec=f"{urllib.parse.quote(url, safe='')}/{commit}",
         )
 
-    async def _resolve_short_sha(self, url: str, short: str) -> str | None:
+    async def _resolve_short_sha(self, target: GitTarget, short: str) -> str | None:
         """A short sha that is no branch tip: fetch the history (no file contents) and look."""
         tmp = tempfile.mkdtemp(prefix="binderflow-resolve-")
         try:
@@ -126,9 +127,10 @@ class GitProvider:
             if code != 0:
                 return None
             code, _, err = await run_git(
-                ["fetch", "--quiet", "--filter=blob:none", "--no-tags", "--", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                ["fetch", "--quiet", "--filter=blob:none", "--no-tags", "--", target.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
                 self.policy,
                 cwd=tmp,
+                config=target.config,
             )
             if code != 0:
                 log.info("history fetch for short sha failed: %s", first_error_line(err))
