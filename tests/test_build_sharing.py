@@ -34,6 +34,7 @@ from schemas import (
 )
 from schemas.commands import ResolvedRepo
 from services.builder import domain
+from services.builder.domain import MAX_LOG_LINE_CHARS
 from services.builder.executors.base import BuildError, BuildFinished, BuildProgress, LogLine, PhaseChanged
 from services.builder.handlers import BuilderHandlers, ClaimBucket
 from services.builder.sharing import (
@@ -252,16 +253,18 @@ def test_build_facts_name_the_attempt() -> None:
 class PrintingExecutor:
     """Builds by printing numbered lines with a pause between them, into a store shared by all its instances (a set of names).
 
-    With `fail_with`, the build fails with that message after its lines.
+    With `fail_with`, the build fails with that message after its lines; with
+    `line_chars`, every line is padded to that many characters.
     """
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PrintingExecutor":
         return cls(set())
 
-    def __init__(self, store: set[str], lines: int = 8, pause_seconds: float = 0.05, fail_with: str = "") -> None:
+    def __init__(self, store: set[str], lines: int = 8, pause_seconds: float = 0.05, fail_with: str = "", line_chars: int = 0) -> None:
         self.store = store
         self.lines = lines
+        self.line_chars = line_chars
         self.pause_seconds = pause_seconds
         self.fail_with = fail_with
         self.builds = 0
@@ -274,7 +277,7 @@ class PrintingExecutor:
         yield PhaseChanged("fetching", "Fetching...\n")
         for n in range(1, self.lines + 1):
             await asyncio.sleep(self.pause_seconds)
-            yield LogLine(f"line {n}")
+            yield LogLine(f"line {n}".ljust(self.line_chars, "x"))
         if self.fail_with:
             raise BuildError(self.fail_with)
         yield PhaseChanged("pushing", "Storing...\n")
@@ -292,9 +295,10 @@ class Bus:
         self.claims = claims
         self.publisher = EventPublisher(self.js, subjects)
 
-    def handlers(self, executor: PrintingExecutor, instance: str, renew_seconds: float = 1.0) -> BuilderHandlers:
+    def handlers(self, executor: PrintingExecutor, instance: str, renew_seconds: float = 1.0, **limits: int) -> BuilderHandlers:
         return BuilderHandlers(
-            self.publisher, self.subjects, executor, self.js, self.claims, instance, claim_renew_seconds=renew_seconds, claim_check_seconds=0.1
+            self.publisher, self.subjects, executor, self.js, self.claims, instance, claim_renew_seconds=renew_seconds, claim_check_seconds=0.1,
+            **limits,
         )
 
     async def events(self, launch_id: str) -> list[LoggedEvent]:
@@ -544,3 +548,31 @@ async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_l
     assert built.index(1) != follows.index(1)  # the follower ran in the other process
     facts = await _build_facts(pipeline, [first.last["launch_id"], second.last["launch_id"]])
     assert sum(f.log_launch_id == f.launch_id for f in facts) == 1, facts
+
+
+# -- bounded build logs ---------------------------------------------------------
+
+
+async def test_a_build_printing_past_its_log_budget_goes_on_and_its_log_says_what_was_left_out(bus: Bus) -> None:
+    """One build's output cannot flood the shared event log: past 5 lines it is read but not published."""
+    command = _command("launch-flood1", image_name="git-127-0-0-1-flood-0123456789abcdef")
+    executor = PrintingExecutor(set(), lines=40, pause_seconds=0)
+    await bus.handlers(executor, "builder-a", max_log_lines=5).handle(command)
+    lines = [m for p, m in _log(await bus.events(command.launch_id)) if p == "building"]
+    assert lines[:5] == [f"line {n}\n" for n in range(1, 6)]
+    assert "went over what its log shows (5 lines" in lines[5] and "the build goes on" in lines[5]
+    assert lines[6] == "[binderflow] 35 more lines (276 bytes) of build output were not shown.\n"
+    assert len(lines) == 7
+    events = await bus.events(command.launch_id)
+    assert [e.status for e in _of(events, BuildEnded)] == ["success"] and len(_of(events, ImageBuilt)) == 1
+
+
+async def test_a_line_too_long_for_one_message_is_split_and_the_build_runs_once(bus: Bus) -> None:
+    """A 300,000-character line once exceeded the NATS message limit and made the build run four times."""
+    command = _command("launch-longline", image_name="git-127-0-0-1-longline-0123456789abcdef")
+    executor = PrintingExecutor(set(), lines=1, pause_seconds=0, line_chars=300_000)
+    await bus.handlers(executor, "builder-a").handle(command)
+    pieces = [m for p, m in _log(await bus.events(command.launch_id)) if p == "building"]
+    assert executor.builds == 1
+    assert len(pieces) == 19 and all(len(p) <= MAX_LOG_LINE_CHARS + 1 for p in pieces)
+    assert "".join(p.rstrip("\n") for p in pieces) == "line 1".ljust(300_000, "x")

@@ -8,7 +8,7 @@ import pytest
 
 from schemas import BuildImage, BuildLogged, ImageBuilt, ImagePushing, LaunchFailed, LaunchRequest, RepoFetching, StartServer
 from schemas.commands import ResolvedRepo
-from services.builder.domain import build_failed, event_for_progress, start_after_build
+from services.builder.domain import MAX_LOG_LINE_CHARS, LogBudget, build_failed, event_for_progress, split_log_text, start_after_build
 from services.builder.executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -129,3 +129,23 @@ def test_built_event_has_one_id_per_launch_across_build_attempts() -> None:
     finished = BuildFinished(image_name="env-1")
     first = event_for_progress(_command(), "attempt1", 7, finished, NOW).event_id
     assert event_for_progress(_command(), "attempt2", 42, finished, LATER).event_id == first
+
+
+# -- bounded build logs ----------------------------------------------------------
+
+
+def test_a_long_line_is_split_into_pieces_that_fit_one_message() -> None:
+    assert split_log_text("short") == ["short"] and split_log_text("") == [""]
+    pieces = split_log_text("a" * 40_000)
+    assert [len(p) for p in pieces] == [MAX_LOG_LINE_CHARS, MAX_LOG_LINE_CHARS, 40_000 - 2 * MAX_LOG_LINE_CHARS]
+
+
+def test_the_log_budget_admits_lines_and_bytes_up_to_its_limits_then_counts_what_it_drops() -> None:
+    budget = LogBudget(max_lines=3, max_bytes=1000)
+    assert [budget.admit(t) for t in ("a", "bb", "ccc", "dddd", "e")] == [True, True, True, False, False]
+    assert budget.is_over and (budget.dropped_lines, budget.dropped_bytes) == (2, 7)
+    assert "2 more lines (7 bytes)" in budget.summary() and "3 lines, 1000 bytes" in budget.notice()
+    by_bytes = LogBudget(max_lines=100, max_bytes=11)  # a line counts its newline too
+    assert [by_bytes.admit(t) for t in ("12345", "1234", "1", "12")] == [True, True, False, False]
+    # Once over, nothing more is admitted, even a line that would fit: the log stays one cut.
+    assert not by_bytes.admit("")

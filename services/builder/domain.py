@@ -11,7 +11,17 @@ from services.runtime.build_only import build_only_ready_event
 
 from .executors.base import BuildFinished, BuildProgress, LogLine, PhaseChanged
 
-__all__ = ["event_for_progress", "start_after_build", "build_failed", "build_only_ready", "build_started", "build_ended"]
+__all__ = [
+    "event_for_progress",
+    "start_after_build",
+    "build_failed",
+    "build_only_ready",
+    "build_started",
+    "build_ended",
+    "MAX_LOG_LINE_CHARS",
+    "split_log_text",
+    "LogBudget",
+]
 
 
 def event_for_progress(command: BuildImage, build_id: str, seq: int, progress: BuildProgress, now: datetime) -> PhaseEvent:
@@ -104,3 +114,62 @@ def build_ended(command: BuildImage, build_id: str, status: BuildStatus, seconds
         seconds=round(seconds, 3),
         repo_url=command.repo.repo_url,
     )
+
+
+# -- bounded build logs ------------------------------------------------------
+
+# Longest piece of one line published as one event. NATS refuses messages over its
+# max_payload (1 MiB by default) and JSON escaping can make a line up to six times
+# longer: a longer line is split, so one line can never stall a build.
+MAX_LOG_LINE_CHARS = 16 * 1024
+
+
+def split_log_text(text: str, max_chars: int = MAX_LOG_LINE_CHARS) -> list[str]:
+    """`text` in pieces of at most `max_chars` characters (one piece when it fits; [""] for "")."""
+    if len(text) <= max_chars:
+        return [text]
+    return [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+
+
+class LogBudget:
+    """How much of one build's output its log shows: `max_lines` lines and `max_bytes` bytes.
+
+    The event log is shared by every launch: a build printing without end must
+    not push other launches' events out of it. Past the budget, output is still
+    read (the build goes on) but not published; the log says so once when it
+    starts dropping and counts what it dropped at the end.
+    """
+
+    def __init__(self, max_lines: int, max_bytes: int) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self.lines = 0
+        self.bytes = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
+
+    def admit(self, text: str) -> bool:
+        """Whether a line of `text` fits; counts it either way."""
+        size = len(text.encode()) + 1
+        if self.dropped_lines == 0 and self.lines < self.max_lines and self.bytes + size <= self.max_bytes:
+            self.lines += 1
+            self.bytes += size
+            return True
+        self.dropped_lines += 1
+        self.dropped_bytes += size
+        return False
+
+    @property
+    def is_over(self) -> bool:
+        return self.dropped_lines > 0
+
+    def notice(self) -> str:
+        """The line that says output is no longer shown (published once, at the first dropped line)."""
+        return (
+            f"[binderflow] This build's output went over what its log shows ({self.max_lines} lines, "
+            f"{self.max_bytes} bytes): the rest is not shown; the build goes on."
+        )
+
+    def summary(self) -> str:
+        """The line that says how much was not shown (published when the build ends)."""
+        return f"[binderflow] {self.dropped_lines} more lines ({self.dropped_bytes} bytes) of build output were not shown."

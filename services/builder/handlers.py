@@ -25,7 +25,7 @@ from services.runtime.eventlog import follow_launch
 from services.runtime.service import new_id, utcnow
 
 from . import domain
-from .executors.base import BuildError, BuildExecutor, BuildFinished, LogLine, PhaseChanged
+from .executors.base import BuildError, BuildExecutor, BuildFinished, BuildProgress, LogLine, PhaseChanged
 from .metrics import (
     BUILD_LOG_LINES,
     BUILD_SECONDS,
@@ -192,6 +192,8 @@ class BuilderHandlers:
         *,
         claim_renew_seconds: float = CLAIM_RENEW_SECONDS,
         claim_check_seconds: float = 1.0,
+        max_log_lines: int = 100_000,
+        max_log_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._publisher = publisher
         self._subjects = subjects
@@ -203,6 +205,8 @@ class BuilderHandlers:
         self._stale_after_seconds = STALE_AFTER_RENEWALS * claim_renew_seconds
         # How often a follower looks at the followed claim (is its builder alive?).
         self._claim_check_seconds = claim_check_seconds
+        self._max_log_lines = max_log_lines
+        self._max_log_bytes = max_log_bytes
 
     async def handle(self, command: BuildImage) -> None:
         key = claim_key(command.repo.image_name)
@@ -250,6 +254,22 @@ class BuilderHandlers:
             await announce()
         seq = 0
         finished: BuildFinished | None = None
+        budget = domain.LogBudget(self._max_log_lines, self._max_log_bytes)
+
+        async def publish(progress: BuildProgress) -> None:
+            nonlocal seq
+            seq += 1
+            await self._publisher.event(domain.event_for_progress(command, build_id, seq, progress, utcnow()))
+
+        async def publish_line(text: str) -> None:
+            for piece in domain.split_log_text(text):
+                was_over = budget.is_over
+                if budget.admit(piece):
+                    await publish(LogLine(piece))
+                    BUILD_LOG_LINES.inc()
+                elif not was_over:
+                    await publish(LogLine(budget.notice()))
+
         log.info("launch %s: building %s", command.launch_id, command.repo.image_name)
         BUILDS_IN_PROGRESS.inc()
         phases = telemetry.PhaseSpans("builder", command.launch_id)
@@ -257,11 +277,13 @@ class BuilderHandlers:
             async for progress in self._executor.build(command.repo):
                 if not (isinstance(progress, BuildFinished) and progress.was_cached):
                     await announce()
-                seq += 1
-                await self._publisher.event(domain.event_for_progress(command, build_id, seq, progress, utcnow()))
                 if isinstance(progress, LogLine):
-                    BUILD_LOG_LINES.inc()
-                elif isinstance(progress, PhaseChanged):
+                    await publish_line(progress.text)
+                    continue
+                if budget.is_over and isinstance(progress, BuildFinished):
+                    await publish(LogLine(budget.summary()))
+                await publish(progress)
+                if isinstance(progress, PhaseChanged):
                     phases.enter(progress.phase)
                 elif isinstance(progress, BuildFinished):
                     phases.close()
@@ -270,6 +292,8 @@ class BuilderHandlers:
             phases.fail(exc)
             log.info("launch %s: build of %s failed: %s", command.launch_id, command.repo.image_name, exc)
             await announce()
+            if budget.is_over:
+                await publish(LogLine(budget.summary()))
             await self._end(command, build_id, "failure", started, str(exc))
             await self._publisher.event(domain.build_failed(command, build_id, str(exc), utcnow()))
             return

@@ -17,6 +17,9 @@ async def serve(settings: Settings) -> None:
         preset()
         claims = await ClaimBucket.open(rt.js, rt.subjects, settings.events.replicas)
         executor = make_executor(settings)
-        handlers = BuilderHandlers(rt.publisher, rt.subjects, executor, rt.js, claims, rt.instance)
+        handlers = BuilderHandlers(
+            rt.publisher, rt.subjects, executor, rt.js, claims, rt.instance,
+            max_log_lines=settings.builder.max_log_lines, max_log_bytes=settings.builder.max_log_bytes,
+        )
         worker = Worker(rt.js, rt.subjects, BuildImage, handlers.handle, handlers.give_up, settings.builder.max_concurrent_builds, settings.ack_wait_seconds)
         await worker.run(rt.stopping)

@@ -155,6 +155,11 @@ class BuilderSettings(_Section, frozen=True, kw_only=True):
     download_max_files: PositiveInt = 20_000
     # HydroShare prepares a resource's bag on demand; how long to wait for it.
     hydroshare_bag_wait_seconds: float = 120.0
+    # How much of one build's output its log shows: past either limit the rest is
+    # not published (the build goes on, and its log says how much was left out),
+    # so one build cannot push other launches' events out of the event log.
+    max_log_lines: PositiveInt = 100_000
+    max_log_bytes: PositiveInt = 16 * 1024 * 1024
 
 
 class LauncherSettings(_Section, frozen=True, kw_only=True):
