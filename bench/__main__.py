@@ -1,7 +1,8 @@
 """Time to `ready` for a first build and for a cached relaunch, through the real pipeline.
 
 (`python -m bench events` measures reading the event log instead: bench/events.py;
-`python -m bench streams` many open event streams on one gateway: bench/streams.py.)
+`python -m bench streams` many open event streams on one gateway, `python -m bench logs`
+build logs read after the fact: bench/streams.py.)
 
 Starts a private nats-server, a git daemon, a package index (the test wheelhouse)
 and the four services on 127.0.0.1, launches one repository a few times, and
@@ -80,6 +81,11 @@ def main() -> None:
         from .streams import main as streams_main
 
         streams_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["logs"]:
+        from .streams import main_logs
+
+        main_logs(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)

@@ -147,6 +147,68 @@ async def _run(clients: int, events: int) -> list[tuple[str, int, float, float, 
     return rows
 
 
+async def _peak_rss_while(pid: int, work: "asyncio.Future[list[int]]") -> float:
+    """The highest RSS (MiB) of `pid` sampled every 10 ms until `work` is done."""
+    peak = _rss_mib(pid)
+    while not work.done():
+        peak = max(peak, _rss_mib(pid))
+        await asyncio.sleep(0.01)
+    return peak
+
+
+async def _run_logs(lines: int, clients: int) -> list[tuple[str, int, float, float, float]]:
+    """Build logs read after the fact: `clients` at once GET one launch's log of `lines` lines."""
+    tmp = Path(tempfile.mkdtemp(prefix="binderflow-bench-logs-"))
+    nats, nats_url, _ = start_nats_server(tmp / "nats")
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    (tmp / "data").mkdir()
+    (tmp / "logs").mkdir()
+    settings = load_settings(environ={"BINDERFLOW_DATA_DIR": str(tmp / "data"), "BINDERFLOW_SUBJECT_PREFIX": prefix})
+    nc = await connect(nats_url, "bench")
+    subjects = Subjects(prefix)
+    await ensure_streams(nc.jetstream(), subjects, settings)
+    pipeline = Pipeline(nats_url, prefix, tmp / "data", "http://127.0.0.1:9/", tmp / "logs")
+    rows = []
+    try:
+        (lid,) = await _write_launches(EventPublisher(nc.jetstream(), subjects), 1, lines)
+        (gateway,) = pipeline.start("gateway")
+        wait_http(pipeline.gateway_url + "/health", 60, status=None)
+        idle = _rss_mib(gateway.pid)
+        rows.append(("gateway idle", 0, 0.0, idle, 0.0))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def fetch() -> int:
+                async with session.get(f"{pipeline.gateway_url}/launches/{lid}/log", timeout=aiohttp.ClientTimeout(total=600)) as resp:
+                    resp.raise_for_status()
+                    return len(await resp.read())
+
+            started = time.monotonic()
+            work = asyncio.ensure_future(asyncio.gather(*(fetch() for _ in range(clients))))
+            peak = await _peak_rss_while(gateway.pid, work)
+            sizes = await work
+            seconds = time.monotonic() - started
+        rows.append((f"{clients} clients read a {sum(sizes) // clients // 1024 // 1024} MiB log", clients, seconds, peak, clients * lines / seconds))
+    finally:
+        await nc.close()
+        pipeline.stop()
+        stop_process(nats)
+    return rows
+
+
+def main_logs(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench logs", description="What reading build logs after the fact costs a gateway (GET /launches/<id>/log).")
+    parser.add_argument("--lines", type=int, default=100_000, help="lines in the build log")
+    parser.add_argument("--clients", type=int, default=8, help="clients reading it at once")
+    args = parser.parse_args(argv)
+    rows = asyncio.run(_run_logs(args.lines, args.clients))
+    table = Table(title=f"Build logs after the fact through one gateway ({args.lines} lines)")
+    for col in ("scenario", "clients", "all read (s)", "gateway peak RSS (MiB)", "lines/s"):
+        table.add_column(col, justify="right" if col != "scenario" else "left")
+    for name, n, s, rss, rate in rows:
+        table.add_row(name, str(n), f"{s:.2f}" if s else "-", f"{rss:.0f}", f"{rate:,.0f}" if rate else "-")
+    Console(width=120).print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench streams", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=500)

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from schemas import (
     BuildLogged,
+    BuildStarted,
     BuildWaiting,
     ImageBuilt,
     LaunchFailed,
@@ -271,3 +272,30 @@ async def test_a_build_only_launch_resumed_elsewhere_still_names_its_image(ns: N
     finally:
         await client.close()
 
+
+
+# -- build logs after the fact ---------------------------------------------------------
+
+
+async def test_a_build_log_is_sent_as_read_from_the_log_and_an_unknown_launch_is_404(ns: Namespace, sealer: TokenSealer) -> None:
+    lid = "launch-logged"
+    await ns.launch(lid, 500, end="failed")
+    await ns.publisher.build_started(
+        BuildStarted(launch_id=lid, event_id=build_event_id(lid, "b1", "started"), timestamp=NOW, build_id="b1", image_name="env", repo_url="git://x/logged")
+    )
+    client = TestClient(TestServer(make_app(_state(ns, sealer)), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        async with client.get(f"/launches/{lid}/log") as resp:
+            assert resp.status == 200 and resp.headers["X-Binderflow-Launch-Id"] == lid
+            assert resp.headers.get("Transfer-Encoding") == "chunked"  # streamed, not built whole first
+            text = await resp.text()
+        assert text == "Waiting\n" + "".join(f"line {n}\n" for n in range(1, 501)) + "Build failed\n"
+        async with client.get("/logs", params={"repo": "git://x/logged"}) as resp:
+            assert resp.status == 200 and await resp.text() == text
+        async with client.get("/launches/launch-never-run/log") as resp:
+            assert resp.status == 404 and "No launch launch-never-run" in await resp.text()
+        async with client.get("/logs", params={"repo": "git://x/never-built"}) as resp:
+            assert resp.status == 404
+    finally:
+        await client.close()

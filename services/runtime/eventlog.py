@@ -16,10 +16,11 @@ Built on it: `read_launch` (a launch's events up to now), `build_log_text`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable, Literal
+from typing import AsyncGenerator, AsyncIterator, Callable, Literal
 
 import msgspec
 from nats.aio.msg import Msg
@@ -37,9 +38,11 @@ __all__ = [
     "EventLogUnavailable",
     "ack_fields",
     "follow_launch",
+    "iter_launch",
     "read_launch",
     "launch_exists",
     "latest_repo_build",
+    "build_log_line",
     "build_log_text",
 ]
 
@@ -203,27 +206,32 @@ def follow_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, *, p
     return LogFollower(js, subjects.events_stream, subjects.launch_all(launch_id), start="all", pending_limit=pending_limit)
 
 
-async def read_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0) -> list[LoggedEvent]:
-    """Every event and fact of one launch stored so far, in log order; [] for an unknown launch."""
+async def iter_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0) -> AsyncGenerator[LoggedEvent, None]:
+    """Every event and fact of one launch stored so far, in log order, one at a time
+    (nothing for an unknown launch): a long build log is never held whole."""
     subject = subjects.launch_all(launch_id)
     try:
         info = await js.stream_info(subjects.events_stream, subjects_filter=subject)
     except NotFoundError:
-        return []
+        return
     if not info.state.subjects:
-        return []
-    out: list[LoggedEvent] = []
+        return
     async with follow_launch(js, subjects, launch_id) as follower:
         while True:
             record = await follower.next(idle_seconds)
             if record is None:
-                break  # retention dropped some while we read: return what there is
+                return  # retention dropped some while we read: that is all there is
             logged = record.logged()
             if logged is not None:
-                out.append(logged)
+                yield logged
             if follower.caught_up:
-                break
-    return out
+                return
+
+
+async def read_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0) -> list[LoggedEvent]:
+    """Every event and fact of one launch stored so far, in log order; [] for an unknown launch."""
+    async with contextlib.aclosing(iter_launch(js, subjects, launch_id, idle_seconds)) as events:
+        return [logged async for logged in events]
 
 
 async def launch_exists(js: JetStreamContext, subjects: Subjects, launch_id: str) -> bool:
@@ -256,13 +264,14 @@ async def latest_repo_build(js: JetStreamContext, subjects: Subjects, repo_url: 
 _BUILD_LOG_PHASES = frozenset({"waiting", "fetching", "building", "pushing", "built", "failed"})
 
 
+def build_log_line(event: AnyEvent) -> str:
+    """What one event adds to a build log as the client saw it ("" for none). Pure."""
+    if event.phase not in _BUILD_LOG_PHASES:
+        return ""
+    message = event.message
+    return message if message.endswith("\n") else message + "\n"
+
+
 def build_log_text(events: list[LoggedEvent]) -> str:
     """The text of a launch's build log, as the client saw it. Pure."""
-    lines: list[str] = []
-    for logged in events:
-        event = logged.event
-        if event.phase not in _BUILD_LOG_PHASES:
-            continue
-        message = event.message
-        lines.append(message if message.endswith("\n") else message + "\n")
-    return "".join(lines)
+    return "".join(build_log_line(logged.event) for logged in events)
