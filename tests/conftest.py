@@ -82,8 +82,14 @@ from .harness import WHEELHOUSE, GitServer, Pipeline, free_port, stop_process, w
 
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real nats-server with JetStream on a random port and a temporary store."""
-    proc, url, _ = start_nats_server(tmp_path_factory.mktemp("nats"))
+    """A real nats-server with JetStream on a random port and a temporary store.
+
+    Every test namespace's streams reserve their `max_bytes` (1.25 GiB with the
+    defaults) against JetStream's storage limit, three quarters of the free disk
+    unless told otherwise: a few dozen namespaces would use it up, though they
+    write a few MiB. The limit is raised to what the run could reserve.
+    """
+    proc, url, _ = start_nats_server(tmp_path_factory.mktemp("nats"), max_file_store_bytes=2**42)
     yield url
     stop_process(proc)
 

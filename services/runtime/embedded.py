@@ -67,13 +67,26 @@ def wait_for_nats(monitor_url: str, timeout_seconds: float = 15.0) -> None:
     raise TimeoutError(f"nats-server did not become healthy at {monitor_url}")
 
 
-def start_nats_server(store_dir: Path, host: str = "127.0.0.1", port: int = 0, monitor_port: int = 0) -> tuple[subprocess.Popen[bytes], str, str]:
-    """Start nats-server with JetStream; returns (process, client URL, monitor URL)."""
+def start_nats_server(
+    store_dir: Path, host: str = "127.0.0.1", port: int = 0, monitor_port: int = 0, max_file_store_bytes: int | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Start nats-server with JetStream; returns (process, client URL, monitor URL).
+
+    `max_file_store_bytes` raises JetStream's storage limit (by default three
+    quarters of the free disk), against which every stream reserves its
+    `max_bytes` when it is made: a server hosting many namespaces (the tests')
+    reserves far more than it ever writes.
+    """
     port = port or _free_port(host)
     monitor_port = monitor_port or _free_port(host)
     store_dir.mkdir(parents=True, exist_ok=True)
+    args = [find_nats_server(), "-js", "-sd", str(store_dir), "-a", host, "-p", str(port), "-m", str(monitor_port)]
+    if max_file_store_bytes is not None:
+        config = store_dir / "limits.conf"
+        config.write_text(f"jetstream {{\n  max_file_store: {max_file_store_bytes}\n}}\n")
+        args += ["-c", str(config)]
     proc = subprocess.Popen(
-        [find_nats_server(), "-js", "-sd", str(store_dir), "-a", host, "-p", str(port), "-m", str(monitor_port)],
+        args,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
