@@ -23,6 +23,9 @@ from .state import GatewayState, state_of
 
 __all__ = ["add_log_routes"]
 
+# Lines are sent in chunks of about this size: one write per line would cost more than the reading.
+_CHUNK_BYTES = 64 * 1024
+
 
 async def _send_build_log(request: web.Request, state: GatewayState, launch_id: str, missing: str) -> web.StreamResponse:
     """The build log of `launch_id` as text, sent as it is read from the log (a long log is
@@ -35,14 +38,15 @@ async def _send_build_log(request: web.Request, state: GatewayState, launch_id: 
         response.content_type = "text/plain"
         response.charset = "utf-8"
         await response.prepare(request)
-        line = build_log_line(first.event)
-        if line:
-            await response.write(line.encode())
+        chunk = bytearray(build_log_line(first.event).encode())
         async for logged in events:
-            line = build_log_line(logged.event)
-            if line:
-                # write() waits while the client is slow, so this holds one line at a time.
-                await response.write(line.encode())
+            chunk += build_log_line(logged.event).encode()
+            if len(chunk) >= _CHUNK_BYTES:
+                # write() waits while the client is slow: at most a chunk and a batch are held.
+                await response.write(bytes(chunk))
+                chunk.clear()
+        if chunk:
+            await response.write(bytes(chunk))
     await response.write_eof()
     return response
 

@@ -9,7 +9,8 @@ last stream sequence it handed out. Everything that follows a launch uses it:
 the gateway's fan-out, a builder following another launch's build, the log
 endpoints, and `binderflow events tail`.
 
-Built on it: `read_launch` (a launch's events up to now), `build_log_text`,
+Beside it: `iter_launch` / `read_launch` (a launch's events stored so far, read
+in bounded batches by a pull consumer of their own), `build_log_text`,
 `latest_repo_build` and `launch_exists` (direct gets, no consumer).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import AsyncGenerator, AsyncIterator, Callable, Literal
@@ -27,6 +29,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js import api as jsapi
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 
 from schemas import AnyEvent, BuildStarted, LoggedEvent, Subjects, decode_event
@@ -206,26 +209,65 @@ def follow_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, *, p
     return LogFollower(js, subjects.events_stream, subjects.launch_all(launch_id), start="all", pending_limit=pending_limit)
 
 
-async def iter_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0) -> AsyncGenerator[LoggedEvent, None]:
-    """Every event and fact of one launch stored so far, in log order, one at a time
-    (nothing for an unknown launch): a long build log is never held whole."""
+# A read of a stored launch asks for this many messages at a time: the reader
+# holds at most one batch, however long the launch's build log is.
+READ_BATCH = 512
+
+
+async def iter_launch(
+    js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0, batch: int = READ_BATCH
+) -> AsyncGenerator[LoggedEvent, None]:
+    """Every event and fact of one launch stored so far, in log order (nothing for an unknown launch).
+
+    A pull consumer of its own, read `batch` messages at a time as the caller
+    takes them: a long build log is never held whole, by this process or by the
+    client's pending queue. It ends once it has read what was stored when it
+    began (or when nothing comes for `idle_seconds`: retention dropped the rest).
+    """
     subject = subjects.launch_all(launch_id)
+    stream = subjects.events_stream
     try:
-        info = await js.stream_info(subjects.events_stream, subjects_filter=subject)
+        info = await js.stream_info(stream, subjects_filter=subject)
     except NotFoundError:
         return
     if not info.state.subjects:
         return
-    async with follow_launch(js, subjects, launch_id) as follower:
-        while True:
-            record = await follower.next(idle_seconds)
-            if record is None:
-                return  # retention dropped some while we read: that is all there is
-            logged = record.logged()
-            if logged is not None:
-                yield logged
-            if follower.caught_up:
-                return
+    name = f"read-{uuid.uuid4().hex}"
+    await js.add_consumer(
+        stream,
+        jsapi.ConsumerConfig(
+            name=name,
+            filter_subject=subject,
+            deliver_policy=jsapi.DeliverPolicy.ALL,
+            ack_policy=jsapi.AckPolicy.NONE,
+            mem_storage=True,
+            # The server removes it by itself if this reader dies.
+            inactive_threshold=60.0,
+        ),
+    )
+    try:
+        reader = await js.pull_subscribe_bind(name, stream=stream)
+        try:
+            while True:
+                try:
+                    msgs = await reader.fetch(batch, timeout=idle_seconds)
+                except NatsTimeoutError:
+                    return
+                pending = 0
+                for msg in msgs:
+                    seq, stored_ns, pending = ack_fields(msg.reply)
+                    logged = LogRecord(seq, stored_ns, msg.subject, msg.data).logged()
+                    if logged is not None:
+                        yield logged
+                if not msgs or pending == 0:
+                    return
+        finally:
+            await reader.unsubscribe()
+    finally:
+        try:
+            await js.delete_consumer(stream, name)
+        except Exception as exc:  # the server drops it after inactive_threshold anyway
+            log.debug("could not delete reader consumer %s: %s", name, exc)
 
 
 async def read_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0) -> list[LoggedEvent]:
