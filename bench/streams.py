@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import AsyncIterator
 
 import aiohttp
+from nats.aio.client import Client as NATS
 from rich.console import Console
 from rich.table import Table
 
@@ -35,7 +39,7 @@ from schemas.identity import build_event_id, requested_id
 from services.runtime.bus import EventPublisher, connect, ensure_streams
 from services.runtime.embedded import start_nats_server
 from services.runtime.sealing import load_sealer
-from services.runtime.settings import load_settings
+from services.runtime.settings import Settings, load_settings
 from services.runtime.sse import read_sse
 from tests.harness import Pipeline, stop_process, wait_http
 
@@ -100,50 +104,70 @@ async def _scenario(gateway: str, pid: int, urls: list[str], want: int, resume_i
     return seconds, rss, len(urls) * want / seconds
 
 
-async def _run(clients: int, events: int) -> list[tuple[str, int, float, float, float]]:
-    tmp = Path(tempfile.mkdtemp(prefix="binderflow-bench-streams-"))
+@dataclass
+class _Bench:
+    """A private nats-server with binderflow's streams, a publisher into them, and a gateway-to-be."""
+
+    settings: Settings
+    nc: NATS
+    subjects: Subjects
+    publisher: EventPublisher
+    pipeline: Pipeline
+
+
+@contextlib.asynccontextmanager
+async def _private_log(name: str) -> AsyncIterator[_Bench]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"binderflow-bench-{name}-"))
     nats, nats_url, _ = start_nats_server(tmp / "nats")
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     (tmp / "data").mkdir()
     (tmp / "logs").mkdir()
     settings = load_settings(environ={"BINDERFLOW_DATA_DIR": str(tmp / "data"), "BINDERFLOW_SUBJECT_PREFIX": prefix})
-    sealer = load_sealer(settings)
     nc = await connect(nats_url, "bench")
-    js = nc.jetstream()
     subjects = Subjects(prefix)
-    await ensure_streams(js, subjects, settings)
-    publisher = EventPublisher(js, subjects)
+    await ensure_streams(nc.jetstream(), subjects, settings)
     pipeline = Pipeline(nats_url, prefix, tmp / "data", "http://127.0.0.1:9/", tmp / "logs")
-    rows = []
     try:
-        shared = (await _write_launches(publisher, 1, events))[0]
-        distinct = await _write_launches(publisher, clients, events)
-        (gateway,) = pipeline.start("gateway")
-        wait_http(pipeline.gateway_url + "/health", 60, status=None)
-        base = pipeline.gateway_url
-        idle = _rss_mib(gateway.pid)
-        rows.append(("gateway idle", 0, 0.0, idle, 0.0))
-
-        def attach(lid: str) -> str:
-            return f"{base}/launches/{lid}/events?key={sealer.watch_key(lid)}"
-
-        want = events  # the log lines (the requested fact is not sent to clients)
-        s, rss, rate = await _scenario(base, gateway.pid, [attach(shared)] * clients, want)
-        rows.append(("shared: N clients, 1 launch", clients, s, rss, rate))
-        s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want)
-        rows.append(("distinct: N clients, N launches", clients, s, rss, rate))
-        # Resume half-way: ask where each launch's middle event is, then reconnect after it.
-        halfway = []
-        for lid in distinct:
-            info = await js.get_last_msg(subjects.events_stream, subjects.launch_log(lid))
-            assert info.seq is not None  # a stored message has its sequence
-            halfway.append(f"{lid}:{info.seq - want // 2}:{sealer.watch_key(lid)}")
-        s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want // 2, halfway)
-        rows.append(("resume: N clients from half-way", clients, s, rss, rate))
+        yield _Bench(settings, nc, subjects, EventPublisher(nc.jetstream(), subjects), pipeline)
     finally:
         await nc.close()
         pipeline.stop()
         stop_process(nats)
+
+
+async def _run(clients: int, events: int) -> "list[Row]":
+    async with _private_log("streams") as bench:
+        return await _run_streams(bench, clients, events)
+
+
+async def _run_streams(bench: _Bench, clients: int, events: int) -> "list[Row]":
+    sealer = load_sealer(bench.settings)
+    js, subjects, publisher, pipeline = bench.nc.jetstream(), bench.subjects, bench.publisher, bench.pipeline
+    rows = []
+    shared = (await _write_launches(publisher, 1, events))[0]
+    distinct = await _write_launches(publisher, clients, events)
+    (gateway,) = pipeline.start("gateway")
+    wait_http(pipeline.gateway_url + "/health", 60, status=None)
+    base = pipeline.gateway_url
+    idle = _rss_mib(gateway.pid)
+    rows.append(("gateway idle", 0, 0.0, idle, 0.0))
+
+    def attach(lid: str) -> str:
+        return f"{base}/launches/{lid}/events?key={sealer.watch_key(lid)}"
+
+    want = events  # the log lines (the requested fact is not sent to clients)
+    s, rss, rate = await _scenario(base, gateway.pid, [attach(shared)] * clients, want)
+    rows.append(("shared: N clients, 1 launch", clients, s, rss, rate))
+    s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want)
+    rows.append(("distinct: N clients, N launches", clients, s, rss, rate))
+    # Resume half-way: ask where each launch's middle event is, then reconnect after it.
+    halfway = []
+    for lid in distinct:
+        info = await js.get_last_msg(subjects.events_stream, subjects.launch_log(lid))
+        assert info.seq is not None  # a stored message has its sequence
+        halfway.append(f"{lid}:{info.seq - want // 2}:{sealer.watch_key(lid)}")
+    s, rss, rate = await _scenario(base, gateway.pid, [attach(lid) for lid in distinct], want // 2, halfway)
+    rows.append(("resume: N clients from half-way", clients, s, rss, rate))
     return rows
 
 
@@ -156,21 +180,12 @@ async def _peak_rss_while(pid: int, work: "asyncio.Future[list[int]]") -> float:
     return peak
 
 
-async def _run_logs(lines: int, clients: int) -> list[tuple[str, int, float, float, float]]:
+async def _run_logs(lines: int, clients: int) -> "list[Row]":
     """Build logs read after the fact: `clients` at once GET one launch's log of `lines` lines."""
-    tmp = Path(tempfile.mkdtemp(prefix="binderflow-bench-logs-"))
-    nats, nats_url, _ = start_nats_server(tmp / "nats")
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
-    (tmp / "data").mkdir()
-    (tmp / "logs").mkdir()
-    settings = load_settings(environ={"BINDERFLOW_DATA_DIR": str(tmp / "data"), "BINDERFLOW_SUBJECT_PREFIX": prefix})
-    nc = await connect(nats_url, "bench")
-    subjects = Subjects(prefix)
-    await ensure_streams(nc.jetstream(), subjects, settings)
-    pipeline = Pipeline(nats_url, prefix, tmp / "data", "http://127.0.0.1:9/", tmp / "logs")
     rows = []
-    try:
-        (lid,) = await _write_launches(EventPublisher(nc.jetstream(), subjects), 1, lines)
+    async with _private_log("logs") as bench:
+        pipeline = bench.pipeline
+        (lid,) = await _write_launches(bench.publisher, 1, lines)
         (gateway,) = pipeline.start("gateway")
         wait_http(pipeline.gateway_url + "/health", 60, status=None)
         idle = _rss_mib(gateway.pid)
@@ -188,11 +203,20 @@ async def _run_logs(lines: int, clients: int) -> list[tuple[str, int, float, flo
             sizes = await work
             seconds = time.monotonic() - started
         rows.append((f"{clients} clients read a {sum(sizes) // clients // 1024 // 1024} MiB log", clients, seconds, peak, clients * lines / seconds))
-    finally:
-        await nc.close()
-        pipeline.stop()
-        stop_process(nats)
     return rows
+
+
+Row = tuple[str, int, float, float, float]
+
+
+def _print(title: str, columns: tuple[str, str, str, str, str], rows: list[Row]) -> None:
+    """A table of (scenario, clients, seconds, MiB, per second) rows."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right" if col != "scenario" else "left")
+    for name, n, s, rss, rate in rows:
+        table.add_row(name, str(n), f"{s:.2f}" if s else "-", f"{rss:.0f}", f"{rate:,.0f}" if rate else "-")
+    Console(width=120).print(table)
 
 
 def main_logs(argv: list[str] | None = None) -> None:
@@ -201,12 +225,7 @@ def main_logs(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8, help="clients reading it at once")
     args = parser.parse_args(argv)
     rows = asyncio.run(_run_logs(args.lines, args.clients))
-    table = Table(title=f"Build logs after the fact through one gateway ({args.lines} lines)")
-    for col in ("scenario", "clients", "all read (s)", "gateway peak RSS (MiB)", "lines/s"):
-        table.add_column(col, justify="right" if col != "scenario" else "left")
-    for name, n, s, rss, rate in rows:
-        table.add_row(name, str(n), f"{s:.2f}" if s else "-", f"{rss:.0f}", f"{rate:,.0f}" if rate else "-")
-    Console(width=120).print(table)
+    _print(f"Build logs after the fact through one gateway ({args.lines} lines)", ("scenario", "clients", "all read (s)", "gateway peak RSS (MiB)", "lines/s"), rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,13 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     rows = asyncio.run(_run(args.clients, args.events))
-    table = Table(title=f"Open event streams through one gateway ({args.events} events per launch)")
-    for col in ("scenario", "clients", "all caught up (s)", "gateway RSS (MiB)", "events/s"):
-        table.add_column(col, justify="right" if col != "scenario" else "left")
-    for name, n, s, rss, rate in rows:
-        table.add_row(name, str(n), f"{s:.2f}" if s else "-", f"{rss:.0f}", f"{rate:,.0f}" if rate else "-")
-    Console(width=120).print(table)
-
+    _print(f"Open event streams through one gateway ({args.events} events per launch)", ("scenario", "clients", "all caught up (s)", "gateway RSS (MiB)", "events/s"), rows)
 
 if __name__ == "__main__":
     main()

@@ -43,18 +43,18 @@ BUILDS_INPROGRESS = Gauge("binderhub_inprogress_builds", "Builds currently in pr
 LAUNCHES_INPROGRESS = Gauge("binderhub_inprogress_launches", "Launches currently in progress")
 
 
+# Which metric each of the state machine's observations goes to, by kind.
+_HISTOGRAMS = {Metric.BUILD_TIME: BUILD_TIME, Metric.LAUNCH_TIME: LAUNCH_TIME}
+_COUNTERS = {Metric.BUILD_COUNT: BUILD_COUNT, Metric.LAUNCH_COUNT: LAUNCH_COUNT}
+_GAUGES = {Metric.BUILDS_INPROGRESS: BUILDS_INPROGRESS, Metric.LAUNCHES_INPROGRESS: LAUNCHES_INPROGRESS}
+
+
 def record_observations(observations: list[Observation]) -> None:
     """Record what the launch-metrics state machine (launch_metrics.py) says on BinderHub's metrics."""
     for o in observations:
-        if o.metric is Metric.BUILD_TIME:
-            BUILD_TIME.labels(**o.labels).observe(o.value)
-        elif o.metric is Metric.BUILD_COUNT:
-            BUILD_COUNT.labels(**o.labels).inc(o.value)
-        elif o.metric is Metric.BUILDS_INPROGRESS:
-            BUILDS_INPROGRESS.inc(o.value)
-        elif o.metric is Metric.LAUNCH_TIME:
-            LAUNCH_TIME.labels(**o.labels).observe(o.value)
-        elif o.metric is Metric.LAUNCH_COUNT:
-            LAUNCH_COUNT.labels(**o.labels).inc(o.value)
-        elif o.metric is Metric.LAUNCHES_INPROGRESS:
-            LAUNCHES_INPROGRESS.inc(o.value)
+        if o.metric in _HISTOGRAMS:
+            _HISTOGRAMS[o.metric].labels(**o.labels).observe(o.value)
+        elif o.metric in _COUNTERS:
+            _COUNTERS[o.metric].labels(**o.labels).inc(o.value)
+        else:
+            _GAUGES[o.metric].inc(o.value)
