@@ -23,11 +23,10 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js import api as jsapi
 from nats.js.errors import NotFoundError
 
 from schemas import TERMINAL_PHASES, AnyEvent, LoggedEvent, RefResolved, Subjects, decode_event
-from services.runtime.eventlog import LogFollower, LogRecord, StartAt, ack_fields
+from services.runtime.eventlog import LogFollower, LogRecord, StartAt, ack_fields, delete_reader_consumer, make_reader_consumer
 
 from .wire import MSG, Frame, WireConnection, WireUnavailable
 
@@ -87,24 +86,6 @@ _CLIENT_SECONDS_PER_MESSAGE = 5e-6
 def prefers_server_filter(matching: int, everything: int) -> bool:
     """Whether a server-side filter delivering `matching` messages beats reading `everything`. Pure."""
     return matching * _SERVER_FILTER_SECONDS_PER_MESSAGE <= everything * _CLIENT_SECONDS_PER_MESSAGE
-
-
-async def _make_reader(js: JetStreamContext, stream: str, subject_filter: str | None, since: datetime | None) -> tuple[str, int]:
-    """Create an ephemeral no-ack consumer; returns (its name, messages it will deliver)."""
-    name = f"read-{uuid.uuid4().hex}"
-    config = jsapi.ConsumerConfig(
-        name=name,
-        deliver_policy=jsapi.DeliverPolicy.BY_START_TIME if since else jsapi.DeliverPolicy.ALL,
-        opt_start_time=since,
-        ack_policy=jsapi.AckPolicy.NONE,
-        mem_storage=True,
-        # The server removes the consumer by itself if this reader dies.
-        inactive_threshold=60.0,
-        max_waiting=16,
-        filter_subject=subject_filter,
-    )
-    info = await js.add_consumer(stream, config)
-    return name, info.num_pending or 0
 
 
 class _Pull:
@@ -285,23 +266,23 @@ async def read_records(
     js = nc.jetstream()
     matches: Callable[[str], bool] | None = None
     if subject_filter is None or subject_filter == ">":
-        name, total = await _make_reader(js, stream, None, since)
+        name, total = await make_reader_consumer(js, stream, None, since)
     elif server_filter is False:
-        name, total = await _make_reader(js, stream, None, since)
+        name, total = await make_reader_consumer(js, stream, None, since)
         matches = subject_matcher(subject_filter)
     else:
-        name, total = await _make_reader(js, stream, subject_filter, since)
+        name, total = await make_reader_consumer(js, stream, subject_filter, since)
         if total and server_filter is None:
-            everything_name, everything = await _make_reader(js, stream, None, since)
+            everything_name, everything = await make_reader_consumer(js, stream, None, since)
             if prefers_server_filter(total, everything):
-                await _delete_consumer(js, stream, everything_name)
+                await delete_reader_consumer(js, stream, everything_name)
             else:
-                await _delete_consumer(js, stream, name)
+                await delete_reader_consumer(js, stream, name)
                 name, total, matches = everything_name, everything, subject_matcher(subject_filter)
     if progress:
         progress(0, total)
     if total == 0:
-        await _delete_consumer(js, stream, name)
+        await delete_reader_consumer(js, stream, name)
         return
 
     pull = _Pull(batch_size, _ns(until) if until is not None else None, matches)
@@ -344,14 +325,7 @@ async def read_records(
     finally:
         pull.finished = True
         await delivery.close()
-        await _delete_consumer(js, stream, name)
-
-
-async def _delete_consumer(js: JetStreamContext, stream: str, name: str) -> None:
-    try:
-        await js.delete_consumer(stream, name)
-    except Exception as exc:  # the server drops it after inactive_threshold anyway
-        log.debug("could not delete reader consumer %s: %s", name, exc)
+        await delete_reader_consumer(js, stream, name)
 
 
 async def read_events(

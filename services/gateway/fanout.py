@@ -136,7 +136,7 @@ class LaunchFanout:
                 def on_record(record: LogRecord) -> None:
                     self._dispatch(launch_id, record)
 
-                follower = follow_launch(self._js, self._subjects, launch_id, pending_limit=WATCHER_QUEUE_LIMIT)
+                follower = follow_launch(self._js, self._subjects, launch_id)
                 try:
                     await follower.open(on_record)
                 except BaseException:

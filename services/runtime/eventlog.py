@@ -41,6 +41,8 @@ __all__ = [
     "EventLogUnavailable",
     "ack_fields",
     "follow_launch",
+    "make_reader_consumer",
+    "delete_reader_consumer",
     "iter_launch",
     "read_launch",
     "launch_exists",
@@ -209,6 +211,34 @@ def follow_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, *, p
     return LogFollower(js, subjects.events_stream, subjects.launch_all(launch_id), start="all", pending_limit=pending_limit)
 
 
+async def make_reader_consumer(js: JetStreamContext, stream: str, subject_filter: str | None, since: datetime | None = None) -> tuple[str, int]:
+    """Create an ephemeral no-ack pull consumer for one read; returns (its name, messages it will deliver).
+
+    The server removes it by itself if the reader dies; a reader that finishes
+    deletes it (delete_reader_consumer).
+    """
+    name = f"read-{uuid.uuid4().hex}"
+    config = jsapi.ConsumerConfig(
+        name=name,
+        deliver_policy=jsapi.DeliverPolicy.BY_START_TIME if since else jsapi.DeliverPolicy.ALL,
+        opt_start_time=since,
+        ack_policy=jsapi.AckPolicy.NONE,
+        mem_storage=True,
+        inactive_threshold=60.0,
+        max_waiting=16,
+        filter_subject=subject_filter,
+    )
+    info = await js.add_consumer(stream, config)
+    return name, info.num_pending or 0
+
+
+async def delete_reader_consumer(js: JetStreamContext, stream: str, name: str) -> None:
+    try:
+        await js.delete_consumer(stream, name)
+    except Exception as exc:  # the server drops it after inactive_threshold anyway
+        log.debug("could not delete reader consumer %s: %s", name, exc)
+
+
 # A read of a stored launch asks for this many messages at a time: the reader
 # holds at most one batch, however long the launch's build log is.
 READ_BATCH = 512
@@ -232,19 +262,7 @@ async def iter_launch(
         return
     if not info.state.subjects:
         return
-    name = f"read-{uuid.uuid4().hex}"
-    await js.add_consumer(
-        stream,
-        jsapi.ConsumerConfig(
-            name=name,
-            filter_subject=subject,
-            deliver_policy=jsapi.DeliverPolicy.ALL,
-            ack_policy=jsapi.AckPolicy.NONE,
-            mem_storage=True,
-            # The server removes it by itself if this reader dies.
-            inactive_threshold=60.0,
-        ),
-    )
+    name, _ = await make_reader_consumer(js, stream, subject)
     try:
         reader = await js.pull_subscribe_bind(name, stream=stream)
         try:
@@ -264,10 +282,7 @@ async def iter_launch(
         finally:
             await reader.unsubscribe()
     finally:
-        try:
-            await js.delete_consumer(stream, name)
-        except Exception as exc:  # the server drops it after inactive_threshold anyway
-            log.debug("could not delete reader consumer %s: %s", name, exc)
+        await delete_reader_consumer(js, stream, name)
 
 
 async def read_launch(js: JetStreamContext, subjects: Subjects, launch_id: str, idle_seconds: float = 5.0) -> list[LoggedEvent]:

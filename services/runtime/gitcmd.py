@@ -232,6 +232,6 @@ def policy_from_settings(settings: Settings) -> GitPolicy:
     return GitPolicy(
         allowed_schemes=tuple(s.lower() for s in r.git_allowed_schemes),
         blocked_networks=tuple(r.git_blocked_networks),
-        allowed_hosts=tuple(h.lower() for h in r.git_allowed_hosts),
+        allowed_hosts=tuple(r.git_allowed_hosts),
         timeout_seconds=r.git_timeout_seconds,
     )
