@@ -7,9 +7,12 @@ build logs read after the fact: bench/streams.py.)
 Starts a private nats-server, a git daemon, a package index (the test wheelhouse)
 and the four services on 127.0.0.1, launches one repository a few times, and
 prints a table. The baseline in the same run is the cached relaunch: the
-difference is what the build costs.
+difference is what the build costs. Each is measured twice, with repository
+code in the bubblewrap sandbox (the default) and unconfined (`sandbox = "none"`),
+one pipeline after the other in the same run: the difference is what
+containment costs.
 
-    python -m bench [--runs N]
+    python -m bench [--runs N] [--sandbox bubblewrap|none|both]
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from services.runtime.embedded import start_nats_server
 from tests.harness import WHEELHOUSE, GitServer, Pipeline, free_port, launch, spec_for, stop_process, wait_http
 
 
-async def _measure(runs: int) -> list[tuple[str, list[float], list[float]]]:
+async def _measure(runs: int, sandboxes: list[str]) -> list[tuple[str, list[float], list[float]]]:
     tmp = Path(tempfile.mkdtemp(prefix="binderflow-bench-"))
     nats, nats_url, _ = start_nats_server(tmp / "nats")
     git = GitServer(tmp / "repos")
@@ -42,17 +45,33 @@ async def _measure(runs: int) -> list[tuple[str, list[float], list[float]]]:
     )
     index_url = f"http://127.0.0.1:{port}/"
     wait_http(index_url)
-    (tmp / "data").mkdir()
-    (tmp / "logs").mkdir()
-    pipeline = Pipeline(nats_url, f"bench{uuid.uuid4().hex[:6]}", tmp / "data", index_url, tmp / "logs").start_all()
     rows = []
     try:
+        for sandbox in sandboxes:
+            first, cached = await _measure_pipeline(tmp / sandbox, nats_url, index_url, git, runs, sandbox)
+            rows.append((f"requirements.txt (tabulate) + JupyterLab, sandbox {sandbox}", first, cached))
+    finally:
+        git.stop()
+        stop_process(index)
+        stop_process(nats)
+    return rows
+
+
+async def _measure_pipeline(root: Path, nats_url: str, index_url: str, git: GitServer, runs: int, sandbox: str) -> tuple[list[float], list[float]]:
+    (root / "data").mkdir(parents=True)
+    (root / "logs").mkdir()
+    pipeline = Pipeline(
+        nats_url, f"bench{uuid.uuid4().hex[:6]}", root / "data", index_url, root / "logs", extra_env={"BINDERFLOW_SANDBOX": sandbox}
+    ).start_all()
+    first: list[float] = []
+    cached: list[float] = []
+    try:
         pipeline.wait_healthy()
-        first: list[float] = []
-        cached: list[float] = []
+        # Warm the package cache, as on a Binder that has built other repositories before.
+        url = git.create(f"bench-warm-{uuid.uuid4().hex[:6]}", {"requirements.txt": "tabulate\n"})
+        assert (await launch(pipeline.gateway_url, "git", spec_for(url, "main"))).last["phase"] == "ready"
         for i in range(runs):
-            # A new repository each run: a first build with a warm package cache,
-            # as on a Binder that has built other repositories before.
+            # A new repository each run: a first build.
             url = git.create(f"bench-{i}-{uuid.uuid4().hex[:6]}", {"requirements.txt": "tabulate\n", "demo.ipynb": "{}"})
             t0 = time.monotonic()
             result = await launch(pipeline.gateway_url, "git", spec_for(url, "main"))
@@ -62,13 +81,9 @@ async def _measure(runs: int) -> list[tuple[str, list[float], list[float]]]:
             result = await launch(pipeline.gateway_url, "git", spec_for(url, "main"))
             assert result.phases[0] == "built", result.phases
             cached.append(time.monotonic() - t0)
-        rows.append(("requirements.txt (tabulate) + JupyterLab", first, cached))
     finally:
         pipeline.stop()
-        git.stop()
-        stop_process(index)
-        stop_process(nats)
-    return rows
+    return first, cached
 
 
 def main() -> None:
@@ -89,10 +104,12 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sandbox", choices=["bubblewrap", "none", "both"], default="both")
     args = parser.parse_args()
     if not (WHEELHOUSE / ".complete").exists():
         sys.exit("run `make wheelhouse` first")
-    rows = asyncio.run(_measure(args.runs))
+    sandboxes = ["bubblewrap", "none"] if args.sandbox == "both" else [args.sandbox]
+    rows = asyncio.run(_measure(args.runs, sandboxes))
     table = Table(title=f"time to ready, seconds ({args.runs} runs; median / min / max)")
     table.add_column("repository")
     table.add_column("first build")

@@ -12,6 +12,7 @@ from typing import Any
 from schemas import SERVICE_NAMES
 
 from .runtime.plugins import PluginError
+from .runtime.sandbox import SandboxUnavailable
 from .runtime.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -46,6 +47,9 @@ def _cmd_service(args: argparse.Namespace) -> int:
     except PluginError as exc:
         print(f"binderflow: {exc}", file=sys.stderr)
         return 2
+    except SandboxUnavailable as exc:
+        logging.getLogger("binderflow").error("%s could not start: %s", args.command, exc)
+        return 1
     except OSError as exc:
         logging.getLogger("binderflow").error("%s could not start: %s", args.command, exc)
         return 1

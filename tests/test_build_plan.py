@@ -144,3 +144,32 @@ def test_directories_named_like_config_files_are_not_files(tmp_path: Path) -> No
     plan = plan_build(tmp_path)
     assert plan.requirements == ""
     assert plan.post_build == ""
+
+
+@pytest.mark.parametrize("name", ["runtime.txt", "requirements.txt", "binder/runtime.txt", "postBuild", "setup.py"])
+def test_a_configuration_file_linking_out_of_the_repository_is_refused(tmp_path: Path, name: str) -> None:
+    """The builder reads these with its own rights: a link to a secret would print it in the public log."""
+    secret = tmp_path / "token.key"
+    secret.write_text("python-3.11\n")
+    repo = tmp_path / "repo"
+    (repo / Path(name).parent).mkdir(parents=True, exist_ok=True)
+    if name.startswith("binder/"):
+        (repo / "binder" / "requirements.txt").write_text("numpy\n")
+    (repo / name).symlink_to(secret)
+    with pytest.raises(BuildError, match="link to outside the repository"):
+        plan_build(repo)
+
+
+def test_a_binder_folder_linking_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    elsewhere = _repo(tmp_path / "elsewhere", {"runtime.txt": "python-3.11\n"})
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "binder").symlink_to(elsewhere)
+    with pytest.raises(BuildError, match="binder is a link to outside the repository"):
+        plan_build(repo)
+
+
+def test_links_inside_the_repository_are_followed(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, {"env/requirements.txt": "numpy\n"})
+    (repo / "requirements.txt").symlink_to(repo / "env" / "requirements.txt")
+    assert plan_build(repo).requirements == "requirements.txt"

@@ -9,7 +9,9 @@ the whole pipeline through the gateway, with one and with two builder replicas.
 from __future__ import annotations
 
 import asyncio
+import http.server
 import re
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -445,9 +447,12 @@ async def test_a_leader_renews_its_claim_while_it_builds(bus: Bus) -> None:
 # -- the whole pipeline, through the gateway ---------------------------------
 
 
-def _counting_repo(git_server: GitServer, runs_file: Path, lines: int = 20, pause_seconds: float = 0.15) -> str:
-    """A repository whose postBuild counts to `lines`, pausing between lines, and notes each run in `runs_file`."""
-    script = f"#!/bin/sh\necho run >> {runs_file}\nfor i in $(seq 1 {lines}); do echo \"counting $i\"; sleep {pause_seconds}; done\n"
+def _counting_repo(git_server: GitServer, runs: "RunCounter", lines: int = 20, pause_seconds: float = 0.15) -> str:
+    """A repository whose postBuild counts to `lines`, pausing between lines, and reports each run to `runs`."""
+    script = (
+        f"#!/bin/sh\npython3 -c \"import urllib.request; urllib.request.urlopen('{runs.url}')\"\n"
+        f"for i in $(seq 1 {lines}); do echo \"counting $i\"; sleep {pause_seconds}; done\n"
+    )
     return git_server.create(f"shared-{uuid.uuid4().hex[:8]}", {"binder/postBuild": script})
 
 
@@ -477,22 +482,49 @@ def _metric(metrics: str, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+class RunCounter:
+    """An HTTP endpoint on 127.0.0.1 that counts the requests it gets: a postBuild
+    reports each of its runs there (its sandbox lets it write no file of ours)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        counter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                counter.count += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/run"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @pytest.fixture
-def runs_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "postbuild-runs.txt"
-    path.touch()
-    yield path
+def runs() -> Iterator[RunCounter]:
+    counter = RunCounter()
+    yield counter
+    counter.close()
 
 
 @pytest.mark.slow
-async def test_two_clients_launching_one_repository_at_once_share_one_build(pipeline: Pipeline, git_server: GitServer, runs_file: Path) -> None:
-    url = _counting_repo(git_server, runs_file)
+async def test_two_clients_launching_one_repository_at_once_share_one_build(pipeline: Pipeline, git_server: GitServer, runs: RunCounter) -> None:
+    url = _counting_repo(git_server, runs)
     first, second = await asyncio.gather(
         launch(pipeline.gateway_url, "git", spec_for(url, "main")), launch(pipeline.gateway_url, "git", spec_for(url, "main"))
     )
 
     assert [first.last["phase"], second.last["phase"]] == ["ready", "ready"], (first.events[-3:], second.events[-3:])
-    assert runs_file.read_text() == "run\n"  # postBuild ran once
+    assert runs.count == 1  # postBuild ran once
     expected = [f"counting {n}\n" for n in range(1, 21)]
     assert _counted(first) == expected and _counted(second) == expected
     # The whole build log, fetching first: both clients saw the same, each line once.
@@ -511,7 +543,7 @@ async def test_two_clients_launching_one_repository_at_once_share_one_build(pipe
 
 
 @pytest.mark.slow
-async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_log(make_pipeline, git_server: GitServer, runs_file: Path) -> None:
+async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_log(make_pipeline, git_server: GitServer, runs: RunCounter) -> None:
     # One build at a time per builder: while the first builds, the second launch
     # can only go to the other replica, which follows over NATS.
     pipeline = make_pipeline(BINDERFLOW_BUILDER_MAX_CONCURRENT_BUILDS="1")
@@ -526,7 +558,7 @@ async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_l
         await asyncio.sleep(0.2)
     builders = pipeline.instances("builder")
 
-    url = _counting_repo(git_server, runs_file, lines=20, pause_seconds=0.3)
+    url = _counting_repo(git_server, runs, lines=20, pause_seconds=0.3)
     first = Launch()
     first_task = asyncio.create_task(launch(pipeline.gateway_url, "git", spec_for(url, "main"), result=first))
     deadline = time.monotonic() + 180
@@ -537,7 +569,7 @@ async def test_a_launch_joining_late_on_another_builder_replica_gets_the_whole_l
     await first_task
 
     assert [first.last["phase"], second.last["phase"]] == ["ready", "ready"], (first.events[-3:], second.events[-3:])
-    assert runs_file.read_text() == "run\n"
+    assert runs.count == 1
     expected = [f"counting {n}\n" for n in range(1, 21)]
     assert _counted(first) == expected and _counted(second) == expected
     assert _build_log(second) == _build_log(first)

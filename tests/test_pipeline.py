@@ -151,7 +151,7 @@ async def test_nonexistent_ref_fails_with_its_name(pipeline: Pipeline, git_serve
         ({"runtime.txt": "python-2.5\n"}, "Python 2.5"),
         # The repository's own script fails, or cannot run at all: its failure, told once, never retried.
         ({"requirements.txt": "tabulate\n", "postBuild": "echo about to fail\nexit 3\n"}, "postBuild failed (exit status 3)"),
-        ({"requirements.txt": "tabulate\n", "postBuild": "#!/no/such/interpreter\necho never\n"}, "postBuild could not be run: No such file or directory"),
+        ({"requirements.txt": "tabulate\n", "postBuild": "#!/no/such/interpreter\necho never\n"}, "postBuild could not be run (exit status 127)"),
     ],
 )
 async def test_unbuildable_repositories_fail_after_their_log_and_others_keep_working(

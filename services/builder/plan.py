@@ -5,6 +5,7 @@ Pure apart from reading the checked-out repository; no subprocesses.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,6 +31,9 @@ UNSUPPORTED_FILES = {
     "Pipfile": "a Pipenv environment",
     "Pipfile.lock": "a Pipenv environment",
 }
+
+# The configuration files the local executor reads or hands on.
+_CONFIG_FILES = ("requirements.txt", "runtime.txt", "postBuild", "start", "setup.py", "pyproject.toml")
 
 _RUNTIME_RE = re.compile(r"^python-(\d+)\.(\d+)(?:\.\d+)?$")
 
@@ -57,6 +61,15 @@ def plan_build(repo: Path) -> BuildPlan:
 
     def rel(name: str) -> str:
         return f"{binder_dir}/{name}" if binder_dir else name
+
+    # The builder reads these files with its own rights: a link out of the
+    # repository (runtime.txt -> the token key, say) would put a secret in the
+    # public build log.
+    inside = os.path.realpath(repo)
+    for name in ("", *_CONFIG_FILES, *UNSUPPORTED_FILES):
+        path = config / name if name else config
+        if os.path.lexists(path) and os.path.commonpath([inside, os.path.realpath(path)]) != inside:
+            raise BuildError(f"{rel(name) if name else binder_dir} is a link to outside the repository, which a Binder does not follow.")
 
     for name, what in UNSUPPORTED_FILES.items():
         if (config / name).exists():

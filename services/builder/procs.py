@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import AsyncIterator, Mapping, Sequence
+from typing import AsyncIterator, Callable, Mapping, Sequence
 
 __all__ = ["stream_lines", "ProcessFailed"]
 
@@ -25,13 +25,18 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 async def stream_lines(
-    cmd: Sequence[str], cwd: str, env: Mapping[str, str], timeout_seconds: float | None
+    cmd: Sequence[str],
+    cwd: str,
+    env: Mapping[str, str],
+    timeout_seconds: float | None,
+    preexec: Callable[[], None] | None = None,
 ) -> AsyncIterator[str]:
     """Yield the merged stdout/stderr lines of `cmd` while it runs.
 
     Raises ProcessFailed when it exits non-zero or outlives `timeout_seconds`.
     The command runs in its own process group, so stopping it (on timeout or
-    cancellation) also stops whatever it started.
+    cancellation) also stops whatever it started. `preexec` runs in the child
+    before the command (resource limits).
     """
     proc = await asyncio.create_subprocess_exec(
         *cmd,
@@ -41,6 +46,7 @@ async def stream_lines(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=preexec,
         limit=1024 * 1024,
     )
     assert proc.stdout is not None

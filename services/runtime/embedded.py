@@ -19,6 +19,8 @@ from typing import Callable
 
 from schemas import SERVICE_NAMES
 
+from .limits import ResourceLimits
+from .sandbox import Confinement, SandboxUnavailable
 from .serverrecords import stop_recorded_servers
 from .settings import Settings
 
@@ -162,6 +164,15 @@ async def run_up(settings: Settings, config_file: str | None, overrides_env: dic
     except OSError as exc:
         log.error("cannot serve the gateway on %s:%d (%s); pass --port or set gateway.port", settings.gateway.host, settings.gateway.port, exc.strerror)
         return 1
+    try:
+        confinement = Confinement.create(settings.sandbox, ResourceLimits())
+    except SandboxUnavailable as exc:
+        log.error("refusing to start: repository code could not be contained: %s", exc)
+        return 1
+    if settings.sandbox == "none":
+        log.warning('sandbox = "none": builds and servers run with the services\' own rights; use this only for repositories you trust')
+    else:
+        log.info("repository code is contained: %s", confinement.describe())
     # Servers a previous, killed `up` left behind are stopped before anything starts.
     stop_recorded_servers(settings.servers_path)
     nats_proc, nats_url, monitor_url = await asyncio.to_thread(

@@ -45,6 +45,10 @@ class EnvironmentMetadata(msgspec.Struct, frozen=True, kw_only=True):
     # Path of the `start` script relative to repo/, empty if the repository has none.
     start_script: str = ""
     binder_dir: str = ""
+    # The Python installation the environment's interpreter links to, shown
+    # read-only to its servers' sandboxes; empty: under /usr, or built before
+    # this was recorded (then the launcher's own Python's).
+    python_prefix: str = ""
 
 
 class EnvironmentStore(Protocol):

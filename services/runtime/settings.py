@@ -24,6 +24,7 @@ from msgspec import Meta
 from schemas.providers import PROVIDER_PREFIXES
 from schemas.subjects import PREFIX_PATTERN
 
+from .limits import ResourceLimits
 from .plugins import EXECUTORS, LAUNCHER_BACKENDS, PROVIDER_CLASSES, PluginError, check_plugin_name
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LauncherSettings",
     "NatsServerSettings",
     "EventLogSettings",
+    "LimitSettings",
     "ProviderSettings",
     "SettingsError",
     "load_settings",
@@ -263,6 +265,37 @@ class EventLogSettings(_Section, frozen=True, kw_only=True):
     client_retry_ms: int = 2000
 
 
+GiB = 1024**3
+
+
+class LimitSettings(_Section, frozen=True, kw_only=True):
+    """What one build (all processes of a build step together) and one server may use.
+
+    Enforced with a control group per process tree where the host allows it (as
+    root), else per process (services/runtime/limits.py). The defaults follow
+    mybinder.org's (2 GiB per server) with room for compiling packages in builds.
+    """
+
+    build_memory_bytes: PositiveInt = 4 * GiB
+    build_max_processes: PositiveInt = 1024
+    # Largest single file a build may write.
+    build_max_file_bytes: PositiveInt = 4 * GiB
+    server_memory_bytes: PositiveInt = 2 * GiB
+    server_max_processes: PositiveInt = 512
+    server_max_file_bytes: PositiveInt = 2 * GiB
+    # The private /tmp of each build step and server (memory-backed, so it counts
+    # against the memory limit too).
+    tmp_bytes: PositiveInt = 1 * GiB
+
+    @property
+    def build(self) -> ResourceLimits:
+        return ResourceLimits(self.build_memory_bytes, self.build_max_processes, self.build_max_file_bytes)
+
+    @property
+    def server(self) -> ResourceLimits:
+        return ResourceLimits(self.server_memory_bytes, self.server_max_processes, self.server_max_file_bytes)
+
+
 class TelemetrySettings(_Section, frozen=True, kw_only=True):
     # Where spans go: "none" (default), "console" (stderr) or "otlp" (HTTP).
     exporter: Literal["none", "console", "otlp"] = "none"
@@ -285,6 +318,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # A worker silent this long (no ack, no in-progress ack) loses its command to
     # another replica: how quickly a crashed builder's build is taken over.
     ack_wait_seconds: float = 30.0
+    # Where repository code (build steps, Jupyter servers) runs: "bubblewrap", in a
+    # sandbox of its own (services/runtime/sandbox.py); or "none", with the
+    # services' own rights, for a machine that trusts every repository it builds.
+    sandbox: Literal["bubblewrap", "none"] = "bubblewrap"
     gateway: GatewaySettings = GatewaySettings()
     resolver: ResolverSettings = ResolverSettings()
     builder: BuilderSettings = BuilderSettings()
@@ -292,6 +329,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     nats: NatsServerSettings = NatsServerSettings()
     providers: ProviderSettings = ProviderSettings()
     events: EventLogSettings = EventLogSettings()
+    limits: LimitSettings = LimitSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
 
     @property

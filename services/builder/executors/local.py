@@ -4,9 +4,13 @@ Follows repo2docker's conventions where a single host can: requirements.txt,
 setup.py/pyproject.toml, runtime.txt, postBuild and start, with binder/ or
 .binder/ taking precedence. JupyterLab is always installed.
 
-Builds run the repository's own code (setup.py, postBuild) on this host, as
-repo2docker does inside a container: the local executor is for a machine that
-trusts the repositories it builds.
+Builds run the repository's own code (setup.py, postBuild). Every step that can
+(uv, which runs build back-ends, and postBuild) runs in the configured sandbox
+(services/runtime/sandbox.py) with the build's resource limits: it may write only
+the environment's `venv` and `repo` folders, and sees uv's shared package cache
+through a private layer, so no build can plant a package in another's. The
+shared cache is filled only by a step that runs no repository code: installing
+the operator's JupyterLab requirement from wheels.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import asyncio
 import glob
 import logging
 import os
+import secrets
 import shutil
-import stat
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +31,10 @@ from typing import AsyncIterator
 from schemas import ResolvedRepo
 from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentStore
 from services.runtime.gitcmd import policy_from_settings
+from services.runtime.limits import ResourceLimits
 from services.runtime.redaction import Redactor, redact_url, url_credentials
-from services.runtime.procenv import host_environment
-from services.runtime.scripts import script_command
+from services.runtime.sandbox import Confinement, View, sandbox_environment
+from services.runtime.scripts import SCRIPT_CANNOT_RUN, script_command
 from services.runtime.settings import Settings
 
 from ..content import ContentFetcher, make_fetchers
@@ -39,6 +45,13 @@ from .base import BuildError, BuildFinished, BuildProgress, LogLine, PhaseChange
 __all__ = ["LocalExecutor", "find_python"]
 
 log = logging.getLogger(__name__)
+
+# Names of uv's steps, which are not repository scripts.
+_CREATE_VENV = "Creating the Python environment"
+_INSTALL = "Installing the requirements"
+_UV_STEPS = (_CREATE_VENV, _INSTALL)
+# Control groups of build steps are named <prefix><random>.
+_BUILD_GROUP_PREFIX = "build-"
 
 
 def find_python(version: str) -> str | None:
@@ -84,6 +97,10 @@ class LocalExecutor:
     @classmethod
     def from_settings(cls, settings: Settings) -> "LocalExecutor":
         b = settings.builder
+        confinement = Confinement.create(settings.sandbox, settings.limits.build)
+        log.info("build steps run in %s", confinement.describe())
+        if confinement.groups is not None:
+            confinement.groups.remove_empty(_BUILD_GROUP_PREFIX)
         return cls(
             LocalEnvironmentStore(settings.environments_path),
             make_fetchers(settings, policy_from_settings(settings)),
@@ -93,6 +110,8 @@ class LocalExecutor:
             no_index=b.no_index,
             jupyterlab_requirement=b.jupyterlab_requirement,
             build_timeout_seconds=b.build_timeout_seconds,
+            confinement=confinement,
+            tmp_bytes=settings.limits.tmp_bytes,
         )
 
     def __init__(
@@ -106,6 +125,8 @@ class LocalExecutor:
         no_index: bool = False,
         jupyterlab_requirement: str = "jupyterlab>=4",
         build_timeout_seconds: float = 1800.0,
+        confinement: Confinement | None = None,
+        tmp_bytes: int = 1024**3,
     ) -> None:
         self.store = store
         self.fetchers = fetchers
@@ -115,9 +136,19 @@ class LocalExecutor:
         self.no_index = no_index
         self.jupyterlab_requirement = jupyterlab_requirement
         self.build_timeout_seconds = build_timeout_seconds
+        self._confinement = confinement
+        self.tmp_bytes = tmp_bytes
+        self._cache_primed = False
         # An index or link URL may carry credentials: they reach uv through its
         # environment (never a command line `ps` shows), and are masked in the log.
         self._redactor = Redactor.for_urls([index_url, *self.find_links])
+
+    @property
+    def confinement(self) -> Confinement:
+        """The sandbox and limits; by default bubblewrap with no limits, checked on first use."""
+        if self._confinement is None:
+            self._confinement = Confinement.create("bubblewrap", ResourceLimits())
+        return self._confinement
 
     async def build(self, repo: ResolvedRepo) -> AsyncIterator[BuildProgress]:
         name = repo.image_name
@@ -138,7 +169,8 @@ class LocalExecutor:
                 yield LogLine(line)
             yield PhaseChanged("building", "Building the environment...\n")
             plan = plan_build(workdir)
-            async for progress in self._build_environment(plan, target, workdir, deadline):
+            python = _python_for(plan)
+            async for progress in self._build_environment(plan, python, target, workdir, deadline):
                 yield progress
             metadata = EnvironmentMetadata(
                 name=name,
@@ -148,6 +180,7 @@ class LocalExecutor:
                 built_at=datetime.now(timezone.utc).isoformat(),
                 build_seconds=round(time.monotonic() - started, 3),
                 start_script=plan.start,
+                python_prefix=str(_interpreter_prefix(python) or ""),
                 binder_dir=plan.binder_dir,
             )
             yield PhaseChanged("pushing", f"Storing environment {name}...\n")
@@ -184,14 +217,15 @@ class LocalExecutor:
             await lines.aclose()
 
     def _uv_env(self, venv: Path | None, home: Path) -> dict[str, str]:
-        env = host_environment()
-        env.update({
-            "HOME": str(home),
+        env = sandbox_environment({
             "UV_CACHE_DIR": str(self.cache_dir),
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1",
+            # The cache is seen through a private layer (another file system), so
+            # uv copies from it instead of hard-linking.
+            "UV_LINK_MODE": "copy",
             "NO_COLOR": "1",
-        })
+        }, home)
         if self.index_url:
             env["UV_DEFAULT_INDEX"] = self.index_url
         if self.find_links:
@@ -213,35 +247,64 @@ class LocalExecutor:
         # The index and find-links travel in the environment (_uv_env).
         return ["--no-index"] if self.no_index else []
 
-    async def _run(self, cmd: list[str], cwd: Path, env: dict[str, str], deadline: float | None, what: str) -> AsyncIterator[str]:
+    def _local_sources(self) -> tuple[Path, ...]:
+        """Directories of wheels on this host that uv reads (file: indexes and find-links)."""
+        found = []
+        for source in (self.index_url, *self.find_links):
+            path = source[len("file://"):] if source.startswith("file://") else source
+            if path.startswith("/") and os.path.exists(path):
+                found.append(Path(path))
+        return tuple(found)
+
+    def _view(self, target: Path, python: str, *, with_cache: bool) -> View:
+        """What a build step sees: its environment's two folders, the interpreter, uv and
+        (for uv's steps) the package cache and local wheel directories."""
+        readable = [Path(_uv_binary()), *self._local_sources()]
+        prefix = _interpreter_prefix(python)
+        if prefix is not None:
+            readable.append(prefix)
+        layers: tuple[Path, ...] = ()
+        if with_cache:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            layers = (self.cache_dir,)
+        return View(
+            writable=(target / "venv", target / "repo"),
+            readable=tuple(readable),
+            private_layers=layers,
+            tmp_bytes=self.tmp_bytes,
+        )
+
+    async def _run(self, cmd: list[str], view: View, cwd: Path, env: dict[str, str], deadline: float | None, what: str) -> AsyncIterator[str]:
         yield self._redactor.text(f"$ {' '.join(cmd)}")
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped.")
+        argv, preexec, group = self.confinement.prepare(cmd, view, cwd, f"{_BUILD_GROUP_PREFIX}{secrets.token_hex(6)}")
         try:
-            async for line in stream_lines(cmd, str(cwd), env, remaining):
+            async for line in stream_lines(argv, str(cwd), env, remaining, preexec):
                 yield self._redactor.text(line)
-        except OSError as exc:
-            # The repository's script cannot be run at all (a `#!` naming no interpreter
-            # here, say): the repository's failure, not the builder's, so no retry.
-            raise BuildError(f"{what} could not be run: {exc.strerror or exc}") from None
         except ProcessFailed as exc:
             if exc.timed_out:
                 raise BuildError(f"The build took longer than {self.build_timeout_seconds:.0f} s and was stopped during {what}.") from None
+            if group is not None and group.ran_out_of_memory():
+                limit = self.confinement.limits.memory_bytes / 1024**3
+                raise BuildError(f"{what} ran out of memory (this Binder allows a build {limit:.1f} GiB) and was stopped.") from None
+            if exc.returncode in SCRIPT_CANNOT_RUN and what not in _UV_STEPS:
+                raise BuildError(f"{what} could not be run (exit status {exc.returncode}); see the build log.") from None
             raise BuildError(f"{what} failed (exit status {exc.returncode}); see the build log.") from None
+        finally:
+            if group is not None:
+                await asyncio.to_thread(group.remove)
 
-    async def _build_environment(self, plan: BuildPlan, target: Path, workdir: Path, deadline: float | None) -> AsyncIterator[BuildProgress]:
+    async def _build_environment(self, plan: BuildPlan, python: str, target: Path, workdir: Path, deadline: float | None) -> AsyncIterator[BuildProgress]:
         uv = _uv_binary()
-        python = find_python(plan.python_version) if plan.python_version else getattr(sys, "_base_executable", sys.executable)
-        if python is None:
-            have = ", ".join(_available_pythons()) or "none"
-            raise BuildError(
-                f"{plan.binder_dir + '/' if plan.binder_dir else ''}runtime.txt asks for Python {plan.python_version}, "
-                f"which this host cannot provide (available here: {have})."
-            )
         venv = target / "venv"
+        venv.mkdir(exist_ok=True)
+        async for line in self._prime_cache(python, deadline):
+            yield LogLine(line)
+        uv_view = self._view(target, python, with_cache=True)
         env = self._uv_env(None, workdir)
-        async for line in self._run([uv, "venv", "--seed", "--python", python, str(venv)], workdir, env, deadline, "Creating the Python environment"):
+        async for line in self._run([uv, "venv", "--seed", "--python", python, str(venv)], uv_view, workdir, env, deadline, _CREATE_VENV):
             yield LogLine(line)
         # --compile-bytecode: every server started from this environment imports
         # JupyterLab's stack from ready .pyc files instead of compiling it again
@@ -252,13 +315,54 @@ class LocalExecutor:
         if plan.install_repository:
             install.append(".")
         env = self._uv_env(venv, workdir)
-        async for line in self._run(install, workdir, env, deadline, "Installing the requirements"):
+        async for line in self._run(install, uv_view, workdir, env, deadline, _INSTALL):
             yield LogLine(line)
         if plan.post_build:
-            script = workdir / plan.post_build
-            script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-            async for line in self._run(script_command(script), workdir, self._script_env(env), deadline, plan.post_build):
+            view = self._view(target, python, with_cache=False)
+            async for line in self._run(script_command(workdir / plan.post_build), view, workdir, self._script_env(env), deadline, plan.post_build):
                 yield LogLine(line)
-        if plan.start:
-            script = workdir / plan.start
-            script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    async def _prime_cache(self, python: str, deadline: float | None) -> AsyncIterator[str]:
+        """Fill the shared package cache with the JupyterLab stack every environment gets.
+
+        Runs outside the sandbox with the cache writable, so it runs no repository
+        code and builds nothing: the operator's requirement, wheels only, into a
+        throw-away folder. Once per builder process; later builds find the cache warm.
+        """
+        if self._cache_primed:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="binderflow-prime-") as scratch:
+            cmd = [
+                _uv_binary(), "pip", "install", "--only-binary", ":all:", "--python", python,
+                "--target", scratch, *self._index_args(), self.jupyterlab_requirement,
+            ]
+            env = self._uv_env(None, Path(scratch))
+            remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
+            try:
+                async for line in stream_lines(cmd, scratch, env, remaining):
+                    yield self._redactor.text(line)
+            except ProcessFailed as exc:
+                # Not fatal: the build's own install says what is wrong, in its log.
+                yield f"(the shared package cache could not be filled: exit status {exc.returncode})"
+                return
+        self._cache_primed = True
+
+
+def _python_for(plan: BuildPlan) -> str:
+    """The interpreter the environment is made from; BuildError if runtime.txt asks for one this host lacks."""
+    python = find_python(plan.python_version) if plan.python_version else getattr(sys, "_base_executable", sys.executable)
+    if python is None:
+        have = ", ".join(_available_pythons()) or "none"
+        raise BuildError(
+            f"{plan.binder_dir + '/' if plan.binder_dir else ''}runtime.txt asks for Python {plan.python_version}, "
+            f"which this host cannot provide (available here: {have})."
+        )
+    return python
+
+
+def _interpreter_prefix(python: str) -> Path | None:
+    """The installation an interpreter lives in (…/bin/python3.11 -> …), unless the
+    read-only system (/usr) already shows it."""
+    prefix = Path(os.path.realpath(python)).parent.parent
+    return None if str(prefix).startswith("/usr/") or str(prefix) == "/usr" else prefix

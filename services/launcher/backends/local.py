@@ -5,6 +5,11 @@ environment store), a fresh random token (passed in the environment, never on a
 command line), a free port on the configured host, and a record in
 `<data>/servers/<launch_id>/server.json` so a restarted launcher adopts the
 servers still running and `binderflow up` can stop any left behind.
+
+A server runs in the configured sandbox (services/runtime/sandbox.py) with the
+server limits: it sees its environment read-only and may write only its own home
+and runtime folders, never its record (which holds its token), other servers or
+the data directory.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +32,8 @@ import msgspec
 
 from schemas import LaunchRequest, ResolvedRepo
 from services.runtime.environments import LocalEnvironmentStore
-from services.runtime.procenv import host_environment
+from services.runtime.limits import ResourceLimits
+from services.runtime.sandbox import Confinement, View, sandbox_environment
 from services.runtime.scripts import script_command
 
 from services.runtime.settings import Settings
@@ -44,6 +52,20 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def _group_name(launch_id: str) -> str:
+    return f"server-{launch_id}"
+
+
+def _special_files(directory: str, names: list[str]) -> set[str]:
+    """copytree's ignore: everything but regular files, folders and links."""
+    skipped = set()
+    for name in names:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
+
+
 def _scrub(text: str, token: str) -> str:
     return text.replace(token, "<token>") if token else text
 
@@ -54,6 +76,8 @@ class LocalBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> "LocalBackend":
         s = settings.launcher
+        confinement = Confinement.create(settings.sandbox, settings.limits.server)
+        log.info("servers run in %s", confinement.describe())
         return cls(
             LocalEnvironmentStore(settings.environments_path),
             settings.servers_path,
@@ -62,6 +86,8 @@ class LocalBackend:
             idle_timeout_seconds=s.idle_timeout_seconds,
             max_age_seconds=s.max_age_seconds,
             max_servers=s.max_servers,
+            confinement=confinement,
+            tmp_bytes=settings.limits.tmp_bytes,
         )
 
     def __init__(
@@ -74,6 +100,8 @@ class LocalBackend:
         idle_timeout_seconds: float = 600.0,
         max_age_seconds: float = 6 * 3600.0,
         max_servers: int = 50,
+        confinement: Confinement | None = None,
+        tmp_bytes: int = 1024**3,
     ) -> None:
         self.store = store
         self.servers_path = Path(servers_path)
@@ -82,8 +110,17 @@ class LocalBackend:
         self.idle_timeout_seconds = idle_timeout_seconds
         self.max_age_seconds = max_age_seconds
         self.max_servers = max_servers
+        self._confinement = confinement
+        self.tmp_bytes = tmp_bytes
         self._servers: dict[str, ServerRecord] = {}
         self._starting: dict[str, asyncio.Future[RunningServer]] = {}
+
+    @property
+    def confinement(self) -> Confinement:
+        """The sandbox and limits; by default bubblewrap with no limits, checked on first use."""
+        if self._confinement is None:
+            self._confinement = Confinement.create("bubblewrap", ResourceLimits())
+        return self._confinement
 
     # -- adoption ------------------------------------------------------------
     async def adopt(self) -> int:
@@ -94,6 +131,7 @@ class LocalBackend:
                 self._servers[record.launch_id] = record
                 adopted += 1
             else:
+                self._remove_group(record.launch_id)
                 shutil.rmtree(directory, ignore_errors=True)
         for directory in self.servers_path.glob("*") if self.servers_path.is_dir() else []:
             if directory.is_dir() and not (directory / "server.json").exists() and directory.name not in self._servers:
@@ -141,8 +179,18 @@ class LocalBackend:
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
         os.chmod(directory, 0o700)
-        await asyncio.to_thread(shutil.copytree, self.store.repo(name), home, symlinks=True)
+        # The repository folder was written by the build (repository code): links are
+        # copied as links and anything but files and folders (pipes, sockets) is left out.
+        await asyncio.to_thread(shutil.copytree, self.store.repo(name), home, symlinks=True, ignore=_special_files)
+        runtime = directory / "runtime"
+        runtime.mkdir()
         venv = self.store.venv(name)
+        python_prefix = Path(metadata.python_prefix) if metadata.python_prefix else Path(os.path.realpath(sys.base_prefix))
+        view = View(
+            writable=(home, runtime),
+            readable=(venv,) if str(python_prefix).startswith("/usr") else (venv, python_prefix),
+            tmp_bytes=self.tmp_bytes,
+        )
         token = secrets.token_hex(24)
         for attempt in range(3):
             port = _free_port(self.host)
@@ -160,14 +208,11 @@ class LocalBackend:
             if metadata.start_script:
                 # repo2docker's contract: `start` runs with the server command as
                 # arguments and must `exec "$@"`.
-                cmd = [*script_command(home / metadata.start_script), *cmd]
-            env = host_environment()
-            env.update({
-                "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+                cmd = script_command(home / metadata.start_script, cmd)
+            env = sandbox_environment({
                 "VIRTUAL_ENV": str(venv),
-                "HOME": str(home),
                 "JUPYTER_TOKEN": token,
-                "JUPYTER_RUNTIME_DIR": str(directory / "runtime"),
+                "JUPYTER_RUNTIME_DIR": str(runtime),
                 "JUPYTER_IMAGE": name,
                 "JUPYTER_IMAGE_SPEC": name,
                 "BINDER_REPO_URL": repo.repo_url,
@@ -175,24 +220,28 @@ class LocalBackend:
                 "BINDER_LAUNCH_HOST": request.launch_host,
                 "BINDER_REQUEST": repo.binder_request,
                 "BINDER_PERSISTENT_REQUEST": repo.binder_persistent_request,
-            })
+            }, home)
+            env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+            argv, preexec, _ = self.confinement.prepare(cmd, view, home, _group_name(launch_id))
             log_path = directory / "server.log"
             with open(log_path, "ab") as log_file:
                 os.chmod(log_path, 0o600)
                 try:
                     proc = await asyncio.create_subprocess_exec(
-                        *cmd,
+                        *argv,
                         cwd=str(home),
                         env=env,
                         stdin=asyncio.subprocess.DEVNULL,
                         stdout=log_file,
                         stderr=log_file,
                         start_new_session=True,
+                        preexec_fn=preexec,
                     )
                 except OSError as exc:
-                    # The repository's `start` (or its `#!` line) cannot be run.
-                    shutil.rmtree(directory, ignore_errors=True)
-                    raise LaunchError(f"The server could not be started: {cmd[0]}: {exc.strerror or exc}") from None
+                    # The sandbox itself cannot be started (the repository's own
+                    # `start` runs inside it, and fails there, in the server's log).
+                    await self._discard(launch_id)
+                    raise LaunchError(f"The server could not be started: {argv[0]}: {exc.strerror or exc}") from None
             url = f"http://{self.host}:{port}/"
             record = ServerRecord(
                 launch_id=launch_id, pid=proc.pid, port=port, url=url, token=token, image=name, started_at=datetime.now(timezone.utc)
@@ -212,14 +261,14 @@ class LocalBackend:
                 if "is already in use" in tail and attempt < 2:
                     log.warning("port %d was taken; retrying", port)
                     continue
-                shutil.rmtree(directory, ignore_errors=True)
+                await self._discard(launch_id)
                 last = [ln for ln in tail.splitlines() if ln.strip()][-5:]
                 detail = ("\n" + "\n".join(last)) if last else ""
                 raise LaunchError(f"{exc}{detail}") from None
             except BaseException:
                 self._servers.pop(launch_id, None)
                 await terminate(proc.pid)
-                shutil.rmtree(directory, ignore_errors=True)
+                await self._discard(launch_id)
                 raise
         raise LaunchError("Could not find a free port for the server")
 
@@ -248,7 +297,16 @@ class LocalBackend:
         if record is None:
             return
         await terminate(record.pid)
+        await self._discard(launch_id)
+
+    async def _discard(self, launch_id: str) -> None:
+        """Remove what is left of a stopped server: its control group and its folder."""
+        await asyncio.to_thread(self._remove_group, launch_id)
         shutil.rmtree(self.servers_path / launch_id, ignore_errors=True)
+
+    def _remove_group(self, launch_id: str) -> None:
+        if self.confinement.groups is not None:
+            self.confinement.groups.existing_group(_group_name(launch_id)).remove()
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(lid) for lid in list(self._servers)))
