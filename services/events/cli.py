@@ -21,6 +21,7 @@ import msgspec
 
 from schemas import Subjects
 
+from ..runtime.brokerauth import load_or_create_credentials
 from ..runtime.settings import Settings, SettingsError, load_settings
 from .launches import EVENT_KINDS, EventFilter
 from .stats import Distribution, RepoStats
@@ -56,6 +57,20 @@ def nats_url_for(explicit: str | None, settings: Settings, up_status: dict[str, 
     return settings.nats_url
 
 
+def _login_for(url: str, settings: Settings, up_status: dict[str, Any] | None) -> tuple[str, str]:
+    """The broker user and password: configured ones, else the operator's of the running
+    `binderflow up` whose broker this is (from its data directory, readable by its owner)."""
+    if settings.nats_user:
+        return settings.nats_user, settings.nats_password
+    if up_status and up_status.get("nats_url") == url:
+        try:
+            credentials = load_or_create_credentials(settings.data_path / "nats" / "credentials.json", create=False)
+            return "operator", credentials.password("operator")
+        except (OSError, msgspec.DecodeError, KeyError):
+            return "", ""
+    return "", ""
+
+
 def _running_up_status(settings: Settings) -> dict[str, Any] | None:
     """<data_dir>/up.json of a `binderflow up` that is still running, else None."""
     path = settings.data_path / "up.json"
@@ -88,9 +103,14 @@ async def _connected(args: argparse.Namespace, settings: Settings) -> AsyncItera
     import nats
     from nats.js.errors import NotFoundError
 
-    url = nats_url_for(args.nats, settings, _running_up_status(settings))
+    up_status = _running_up_status(settings)
+    url = nats_url_for(args.nats, settings, up_status)
+    user, password = _login_for(url, settings, up_status)
     try:
-        nc = await nats.connect(url, name="binderflow-events", connect_timeout=5, max_reconnect_attempts=3, allow_reconnect=True)
+        nc = await nats.connect(
+            url, name="binderflow-events", connect_timeout=5, max_reconnect_attempts=3, allow_reconnect=True,
+            user=user or None, password=password or None,
+        )
     except Exception as exc:  # nats raises several kinds; all mean the same here
         raise _Failure(f"cannot reach NATS at {url} ({exc or type(exc).__name__}); pass --nats URL, or start `binderflow up`") from None
     subjects = Subjects(settings.subject_prefix)

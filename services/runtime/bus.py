@@ -34,11 +34,16 @@ WORKER_ACK_WAIT_SECONDS = 30.0
 WORKER_MAX_DELIVER = 4
 
 
-async def connect(url: str, name: str) -> NATS:
+async def connect(url: str, name: str, user: str = "", password: str = "") -> NATS:
     """Connect with endless reconnects; failover noise goes to debug logs."""
 
     async def error_cb(exc: Exception) -> None:
-        log.debug("nats error: %s", exc)
+        if "permissions violation" in str(exc).lower() or "authorization" in str(exc).lower():
+            # The broker refused this service something its permissions do not
+            # allow (services/runtime/brokerauth.py): a bug worth seeing.
+            log.error("nats: %s", exc)
+        else:
+            log.debug("nats error: %s", exc)
 
     async def disconnected_cb() -> None:
         log.warning("disconnected from NATS at %s; reconnecting", url)
@@ -57,6 +62,8 @@ async def connect(url: str, name: str) -> NATS:
         connect_timeout=5,
         # Lots of concurrent SSE streams fan out from one connection.
         pending_size=64 * 1024 * 1024,
+        user=user or None,
+        password=password or None,
     )
 
 

@@ -17,7 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from schemas import SERVICE_NAMES
+from schemas import SERVICE_NAMES, Subjects
+
+from .brokerauth import load_or_create_credentials, server_authorization
 
 from .limits import ResourceLimits
 from .sandbox import Confinement, SandboxUnavailable
@@ -70,22 +72,35 @@ def wait_for_nats(monitor_url: str, timeout_seconds: float = 15.0) -> None:
 
 
 def start_nats_server(
-    store_dir: Path, host: str = "127.0.0.1", port: int = 0, monitor_port: int = 0, max_file_store_bytes: int | None = None
+    store_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    monitor_port: int = 0,
+    max_file_store_bytes: int | None = None,
+    authorization: str = "",
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """Start nats-server with JetStream; returns (process, client URL, monitor URL).
 
     `max_file_store_bytes` raises JetStream's storage limit (by default three
     quarters of the free disk), against which every stream reserves its
     `max_bytes` when it is made: a server hosting many namespaces (the tests')
-    reserves far more than it ever writes.
+    reserves far more than it ever writes. `authorization` is the configuration
+    block of the users it accepts (brokerauth.server_authorization); empty: anyone.
     """
     port = port or _free_port(host)
     monitor_port = monitor_port or _free_port(host)
     store_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(store_dir, 0o700)
     args = [find_nats_server(), "-js", "-sd", str(store_dir), "-a", host, "-p", str(port), "-m", str(monitor_port)]
+    config_text = authorization
     if max_file_store_bytes is not None:
-        config = store_dir / "limits.conf"
-        config.write_text(f"jetstream {{\n  max_file_store: {max_file_store_bytes}\n}}\n")
+        config_text += f"jetstream {{\n  max_file_store: {max_file_store_bytes}\n}}\n"
+    if config_text:
+        # It may hold passwords: readable by this user only.
+        config = store_dir / "server.conf"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(config_text)
         args += ["-c", str(config)]
     proc = subprocess.Popen(
         args,
@@ -175,14 +190,29 @@ async def run_up(settings: Settings, config_file: str | None, overrides_env: dic
         log.info("repository code is contained: %s", confinement.describe())
     # Servers a previous, killed `up` left behind are stopped before anything starts.
     stop_recorded_servers(settings.servers_path)
+    # Only binderflow's own services may use the broker, each as its own user:
+    # repository code shares the host's network and can reach its port.
+    credentials = load_or_create_credentials(data / "nats" / "credentials.json")
     nats_proc, nats_url, monitor_url = await asyncio.to_thread(
-        start_nats_server, data / "nats", settings.nats.host, settings.nats.port, settings.nats.monitor_port
+        start_nats_server,
+        data / "nats",
+        settings.nats.host,
+        settings.nats.port,
+        settings.nats.monitor_port,
+        authorization=server_authorization(credentials, Subjects(settings.subject_prefix)),
     )
-    log.info("nats-server (pid %d) at %s, monitoring at %s", nats_proc.pid, nats_url, monitor_url)
+    log.info("nats-server (pid %d) at %s, monitoring at %s; it accepts binderflow's services only", nats_proc.pid, nats_url, monitor_url)
     env = {**os.environ, **overrides_env, "BINDERFLOW_NATS_URL": nats_url, "BINDERFLOW_DATA_DIR": str(data)}
     if config_file:
         env["BINDERFLOW_CONFIG"] = str(Path(config_file).resolve())
-    services = [_Supervised(name, [sys.executable, "-m", "services", name], env) for name in SERVICE_NAMES]
+    services = [
+        _Supervised(
+            name,
+            [sys.executable, "-m", "services", name],
+            {**env, "BINDERFLOW_NATS_USER": name, "BINDERFLOW_NATS_PASSWORD": credentials.password(name)},
+        )
+        for name in SERVICE_NAMES
+    ]
     status_file = data / "up.json"
 
     def write_status() -> None:

@@ -79,7 +79,9 @@ class ServiceRuntime:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
         self._tracer_provider = telemetry.setup_tracing(self.settings, self.service, self.instance)
-        self.nc = await connect(self.settings.nats_url, f"binderflow-{self.service}-{self.instance}")
+        self.nc = await connect(
+            self.settings.nats_url, f"binderflow-{self.service}-{self.instance}", self.settings.nats_user, self.settings.nats_password
+        )
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, self.subjects, self.settings)
         self.publisher = EventPublisher(self.js, self.subjects)

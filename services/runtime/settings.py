@@ -305,6 +305,11 @@ class TelemetrySettings(_Section, frozen=True, kw_only=True):
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     nats_url: str = "nats://127.0.0.1:4222"
+    # This process's broker user and password (services/runtime/brokerauth.py);
+    # `binderflow up` sets them for each service, a cluster from a Secret. Empty:
+    # connect without credentials (a broker that requires none).
+    nats_user: str = ""
+    nats_password: str = ""
     # Every subject, stream and consumer name starts with it (schemas.subjects).
     subject_prefix: SubjectPrefix = "binderflow"
     # Where the embedded default keeps NATS data, environments and servers.
