@@ -27,6 +27,7 @@ from schemas import LaunchRequested, Subjects
 from schemas.subjects import SERVICE_NAMES
 from services.builder.handlers import ClaimBucket
 from services.cli import _parser
+from services.runtime.brokerauth import BROKER_USERS, cluster_authorization, password_variable
 from services.runtime.bus import EventPublisher, ensure_streams
 from services.runtime.embedded import find_nats_server
 from services.runtime.eventlog import read_launch
@@ -56,20 +57,26 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
+# The binderflow-secrets Secret an operator creates (deploy/README.md), with realistic values.
+SECRETS = {
+    "token_key": base64.b64encode(os.urandom(32)).decode(),
+    "build_token_secret": "s3cret-signing-key",
+    "github_token": "ghp_" + "x" * 36,
+    "gitlab_token": "glpat-" + "x" * 20,
+    **{f"nats_password_{user}": f"nats-{user}-" + os.urandom(8).hex() for user in BROKER_USERS},
+}
+
+
 def _pod_environ(container: dict[str, Any]) -> dict[str, str]:
     """The environment Kubernetes would give the container, with realistic secret values."""
-    secrets = {
-        "token_key": base64.b64encode(os.urandom(32)).decode(),
-        "build_token_secret": "s3cret-signing-key",
-        "github_token": "ghp_" + "x" * 36,
-        "gitlab_token": "glpat-" + "x" * 20,
-    }
     environ: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
             environ[var["name"]] = str(var["value"])
         elif "secretKeyRef" in var["valueFrom"]:
-            environ[var["name"]] = secrets[var["valueFrom"]["secretKeyRef"]["key"]]
+            environ[var["name"]] = SECRETS[var["valueFrom"]["secretKeyRef"]["key"]]
+        elif var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
+            environ[var["name"]] = "nats-0"
         else:
             assert var["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
             environ[var["name"]] = "10.42.0.7"
@@ -158,6 +165,24 @@ def test_the_launcher_and_the_gateway_share_the_token_key_and_builders_share_env
     assert claim_mounted_at(launcher_deployment, launcher.servers_path)[0] == ""
 
 
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_each_service_connects_to_the_broker_as_its_own_user(service: str, tmp_path: Path) -> None:
+    settings = _pod_settings(_one("Deployment", f"binderflow-{service}"), tmp_path)
+    assert settings.nats_user == service and settings.nats_password == SECRETS[f"nats_password_{service}"]
+
+
+def test_the_broker_accepts_the_users_and_permissions_binderflow_defines(tmp_path: Path) -> None:
+    """deploy/nats.yaml holds brokerauth.cluster_authorization's text, and reads every
+    user's password from the Secret."""
+    settings = _pod_settings(_one("Deployment", "binderflow-gateway"), tmp_path)
+    conf = _one("ConfigMap", "nats-config")["data"]["nats.conf"]
+    expected = cluster_authorization(Subjects(settings.subject_prefix))
+    assert expected in conf
+    env = {v["name"]: v for v in _container(_one("StatefulSet", "nats"))["env"]}
+    for user in BROKER_USERS:
+        assert env[password_variable(user)]["valueFrom"]["secretKeyRef"]["key"] == f"nats_password_{user}"
+
+
 def test_no_secret_is_written_into_a_manifest() -> None:
     for doc in _documents():
         for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
@@ -185,7 +210,7 @@ def nats_cluster(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes],
             conf_file.write_text(conf)
             proc = subprocess.Popen(
                 [find_nats_server(), "--config", str(conf_file)],
-                env={**os.environ, "POD_NAME": f"nats-{i}"},
+                env={**os.environ, **_pod_environ(_container(_one("StatefulSet", "nats"))), "POD_NAME": f"nats-{i}"},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -205,8 +230,13 @@ def nats_cluster(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes],
 @pytest.mark.slow
 async def test_the_nats_cluster_keeps_the_log_through_the_loss_of_a_server(nats_cluster: list[tuple[subprocess.Popen[bytes], str]], tmp_path: Path) -> None:
     settings = _pod_settings(_one("Deployment", "binderflow-builder"), tmp_path)
-    subjects = Subjects(f"t{uuid.uuid4().hex[:10]}")
-    nc = await nats.connect(servers=[url for _, url in nats_cluster], max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    # The deployment's own namespace: its broker users may use no other (a fresh cluster per test).
+    subjects = Subjects(settings.subject_prefix)
+    # As the builder connects: with its own broker user from the Secret.
+    nc = await nats.connect(
+        servers=[url for _, url in nats_cluster], max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+        user=settings.nats_user, password=settings.nats_password,
+    )
     try:
         js = nc.jetstream()
         # A fresh cluster elects its meta leader within seconds; streams wait for it.

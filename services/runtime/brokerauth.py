@@ -32,7 +32,15 @@ import msgspec
 from schemas import Subjects
 from schemas.commands import BuildImage, ResolveRef, StartServer
 
-__all__ = ["BROKER_USERS", "BrokerCredentials", "permissions", "server_authorization", "load_or_create_credentials"]
+__all__ = [
+    "BROKER_USERS",
+    "BrokerCredentials",
+    "permissions",
+    "server_authorization",
+    "cluster_authorization",
+    "password_variable",
+    "load_or_create_credentials",
+]
 
 BROKER_USERS = ("gateway", "resolver", "builder", "launcher", "operator")
 
@@ -117,3 +125,18 @@ def server_authorization(credentials: BrokerCredentials, subjects: Subjects) -> 
     ]
     # nats-server reads JSON within its configuration format.
     return "authorization " + json.dumps({"users": users}, indent=2) + "\n"
+
+
+def password_variable(user: str) -> str:
+    """The environment variable a cluster's nats-server reads `user`'s password from."""
+    return f"NATS_PASSWORD_{user.upper()}"
+
+
+def cluster_authorization(subjects: Subjects) -> str:
+    """The same block with each password a reference to an environment variable
+    (password_variable), which nats-server resolves at start: deploy/nats.yaml
+    holds this text and the passwords come from a Secret."""
+    text = server_authorization(BrokerCredentials({user: f"${password_variable(user)}" for user in BROKER_USERS}), subjects)
+    for user in BROKER_USERS:
+        text = text.replace(f'"${password_variable(user)}"', f"${password_variable(user)}")
+    return text
