@@ -49,7 +49,7 @@ async def _measure(runs: int, sandboxes: list[str]) -> list[tuple[str, list[floa
     try:
         for sandbox in sandboxes:
             first, cached = await _measure_pipeline(tmp / sandbox, nats_url, index_url, git, runs, sandbox)
-            rows.append((f"requirements.txt (tabulate) + JupyterLab, sandbox {sandbox}", first, cached))
+            rows.append((f"tabulate + JupyterLab, sandbox {sandbox}", first, cached))
     finally:
         git.stop()
         stop_process(index)

@@ -107,6 +107,15 @@ http_port = 0
         server_pids = [json.loads(p.read_text())["pid"] for p in (data / "servers").glob("*/server.json")]
         assert server_pids
         assert "resolver" in log_path.read_text() and "restart" in log_path.read_text()
+        # The operator's own tools read the log with the operator's broker user, from
+        # the running up's data directory; without credentials the broker refuses.
+        stats = subprocess.run([BINDERFLOW, "events", "stats", "--config", str(config)], capture_output=True, text=True, timeout=60, env=env)
+        assert stats.returncode == 0 and stats.stdout.strip(), stats.stderr
+        anonymous = subprocess.run(
+            [BINDERFLOW, "events", "stats", "--nats", status["nats_url"]], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert anonymous.returncode == 1 and "refused a connection without a broker user" in anonymous.stderr, anonymous.stderr
+        assert "Traceback" not in anonymous.stderr
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(60)

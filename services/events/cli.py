@@ -106,12 +106,24 @@ async def _connected(args: argparse.Namespace, settings: Settings) -> AsyncItera
     up_status = _running_up_status(settings)
     url = nats_url_for(args.nats, settings, up_status)
     user, password = _login_for(url, settings, up_status)
+    seen: list[Exception] = []
+
+    async def quietly(exc: Exception) -> None:
+        # nats-py prints a traceback per failed try by default; the message below says it once.
+        seen.append(exc)
+
     try:
         nc = await nats.connect(
             url, name="binderflow-events", connect_timeout=5, max_reconnect_attempts=3, allow_reconnect=True,
-            user=user or None, password=password or None,
+            user=user or None, password=password or None, error_cb=quietly,
         )
     except Exception as exc:  # nats raises several kinds; all mean the same here
+        if any("authorization" in str(e).lower() for e in [*seen, exc]):
+            raise _Failure(
+                f"cannot reach NATS at {url}: it refused {'user ' + repr(user) if user else 'a connection without a broker user'}. "
+                "Give the operator's (BINDERFLOW_NATS_USER=operator and BINDERFLOW_NATS_PASSWORD from <data_dir>/nats/credentials.json), "
+                "or pass --config of the running `binderflow up`"
+            ) from None
         raise _Failure(f"cannot reach NATS at {url} ({exc or type(exc).__name__}); pass --nats URL, or start `binderflow up`") from None
     subjects = Subjects(settings.subject_prefix)
     try:

@@ -146,8 +146,9 @@ class BuilderSettings(_Section, frozen=True, kw_only=True):
     no_index: bool = False
     # JupyterLab requirement installed into every environment.
     jupyterlab_requirement: str = "jupyterlab>=4"
-    # uv's package cache; empty means <data_dir>/uv-cache. Share it between
-    # builders on one host: environments hardlink from it.
+    # uv's package cache; empty means <data_dir>/uv-cache. Builds read it through
+    # a private layer (services/runtime/sandbox.py); only the JupyterLab stack,
+    # installed from wheels outside any sandbox, is written to it.
     uv_cache_dir: str = ""
     git_timeout_seconds: float = 300.0
     # Data repositories (zenodo, figshare, ...): bytes downloaded (and unpacked) for
