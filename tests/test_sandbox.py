@@ -69,6 +69,11 @@ def test_none_runs_commands_as_they_are(tmp_path: Path) -> None:
     assert make_sandbox("none").name == "none"
 
 
+def test_limits_describe_themselves_for_the_log() -> None:
+    assert ResourceLimits(2 * 1024**3, 10, 0).describe() == "memory 2.0 GiB, 10 processes, files of any size"
+    assert ResourceLimits(0, 0, 1024**3).describe() == "memory unlimited, unlimited processes, files up to 1.0 GiB"
+
+
 # -- real sandboxes -------------------------------------------------------------
 
 

@@ -187,7 +187,7 @@ async def run_up(settings: Settings, config_file: str | None, overrides_env: dic
     if settings.sandbox == "none":
         log.warning('sandbox = "none": builds and servers run with the services\' own rights; use this only for repositories you trust')
     else:
-        log.info("repository code is contained: %s", confinement.describe())
+        log.info("repository code is contained: sandbox %s", confinement.sandbox.describe())
     # Servers a previous, killed `up` left behind are stopped before anything starts.
     stop_recorded_servers(settings.servers_path)
     # Only binderflow's own services may use the broker, each as its own user:

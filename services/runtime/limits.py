@@ -40,6 +40,14 @@ class ResourceLimits:
     max_processes: int = 0
     max_file_bytes: int = 0
 
+    def describe(self) -> str:
+        def size(n: int) -> str:
+            return f"{n / 1024**3:.1f} GiB" if n else "unlimited"
+
+        processes = str(self.max_processes) if self.max_processes else "unlimited"
+        files = f"files up to {size(self.max_file_bytes)}" if self.max_file_bytes else "files of any size"
+        return f"memory {size(self.memory_bytes)}, {processes} processes, {files}"
+
 
 def _own_paths() -> dict[str, str]:
     """Controller name ("" for cgroup v2) -> this process's group path, from /proc/self/cgroup."""

@@ -284,4 +284,4 @@ class Confinement:
 
     def describe(self) -> str:
         where = self.groups.describe() if self.groups else "per-process rlimits (no control groups here: the process count is not limited)"
-        return f"sandbox {self.sandbox.describe()}; limits {self.limits} via {where}"
+        return f"sandbox {self.sandbox.describe()}; limits: {self.limits.describe()}, by {where}"
