@@ -146,6 +146,16 @@ def test_a_tree_over_its_memory_limit_is_killed_and_reported(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_without_control_groups_memory_is_limited_per_process() -> None:
+    """A host (or a non-root user) where binderflow may make no control groups: rlimits."""
+    confinement = Confinement(make_sandbox("bubblewrap"), ResourceLimits(memory_bytes=300 * 1024**2), groups=None)
+    command, preexec, group = confinement.prepare(["python3", "-c", "x = b'x' * (600 * 1024**2)"], View(), Path("/"), "unused")
+    assert group is None
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=preexec)
+    assert done.returncode != 0 and "MemoryError" in done.stderr
+
+
+@pytest.mark.slow
 def test_up_refuses_to_start_where_repository_code_cannot_be_contained(tmp_path: Path) -> None:
     """A host without user namespaces, made with bubblewrap itself: `up` runs nested
     in a namespace that forbids further ones (--disable-userns)."""
