@@ -21,7 +21,7 @@ import msgspec
 
 from schemas import Subjects
 
-from ..runtime.brokerauth import load_or_create_credentials
+from ..runtime.brokerauth import read_credentials
 from ..runtime.settings import Settings, SettingsError, load_settings
 from .launches import EVENT_KINDS, EventFilter
 from .stats import Distribution, RepoStats
@@ -64,7 +64,7 @@ def _login_for(url: str, settings: Settings, up_status: dict[str, Any] | None) -
         return settings.nats_user, settings.nats_password
     if up_status and up_status.get("nats_url") == url:
         try:
-            credentials = load_or_create_credentials(settings.data_path / "nats" / "credentials.json", create=False)
+            credentials = read_credentials(settings.data_path / "nats" / "credentials.json")
             return "operator", credentials.password("operator")
         except (OSError, msgspec.DecodeError, KeyError):
             return "", ""

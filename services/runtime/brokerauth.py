@@ -40,6 +40,7 @@ __all__ = [
     "cluster_authorization",
     "password_variable",
     "load_or_create_credentials",
+    "read_credentials",
 ]
 
 BROKER_USERS = ("gateway", "resolver", "builder", "launcher", "operator")
@@ -62,12 +63,16 @@ class BrokerCredentials(msgspec.Struct, frozen=True):
         return self.passwords[user]
 
 
-def load_or_create_credentials(path: Path, create: bool = True) -> BrokerCredentials:
-    """The credentials in `path`, made (mode 0600) with a fresh password per user if
-    missing (unless `create` is false: then OSError)."""
-    if path.exists() or not create:
-        found = msgspec.json.decode(path.read_bytes(), type=BrokerCredentials)
-        if set(BROKER_USERS) <= set(found.passwords) or not create:
+def read_credentials(path: Path) -> BrokerCredentials:
+    """The credentials in `path` (OSError if it is missing, msgspec.DecodeError if garbled)."""
+    return msgspec.json.decode(path.read_bytes(), type=BrokerCredentials)
+
+
+def load_or_create_credentials(path: Path) -> BrokerCredentials:
+    """The credentials in `path`, made (mode 0600) with a fresh password per user if missing."""
+    if path.exists():
+        found = read_credentials(path)
+        if set(BROKER_USERS) <= set(found.passwords):
             return found
     credentials = BrokerCredentials({user: secrets.token_urlsafe(32) for user in BROKER_USERS})
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import resource
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -123,14 +124,9 @@ def _probe(parent: Path, files: tuple[str, ...]) -> bool:
             pass
 
 
-_detected: ControlGroups | None | bool = False
-
-
+@lru_cache(maxsize=1)
 def control_groups() -> ControlGroups | None:
     """The control groups binderflow can make on this host, or None (rlimits only)."""
-    global _detected
-    if _detected is not False:
-        return _detected if isinstance(_detected, ControlGroups) else None
     own = _own_paths()
     found: ControlGroups | None = None
     if (_CGROUP_ROOT / "cgroup.controllers").is_file() and "" in own:
@@ -152,7 +148,6 @@ def control_groups() -> ControlGroups | None:
                     parents[controller] = parent
         if len(parents) == 2:
             found = ControlGroups(parents)
-    _detected = found if found is not None else None
     return found
 
 

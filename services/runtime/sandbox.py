@@ -59,6 +59,7 @@ __all__ = [
     "make_sandbox",
     "find_bwrap",
     "sandbox_environment",
+    "installation_outside_system",
     "SANDBOX_UID",
     "Confinement",
 ]
@@ -111,6 +112,13 @@ def sandbox_environment(extra: Mapping[str, str], home: Path) -> dict[str, str]:
     })
     env.update(extra)
     return env
+
+
+def installation_outside_system(python: str) -> Path | None:
+    """The installation an interpreter lives in (…/bin/python3.11 -> …), which a sandbox
+    must be shown, or None when the read-only system (/usr) already shows it."""
+    prefix = Path(os.path.realpath(python)).parent.parent
+    return None if prefix == Path("/usr") or Path("/usr") in prefix.parents else prefix
 
 
 class Sandbox(Protocol):

@@ -33,7 +33,7 @@ from services.runtime.environments import EnvironmentMetadata, LocalEnvironmentS
 from services.runtime.gitcmd import policy_from_settings
 from services.runtime.limits import ResourceLimits
 from services.runtime.redaction import Redactor, redact_url, url_credentials
-from services.runtime.sandbox import Confinement, View, sandbox_environment
+from services.runtime.sandbox import Confinement, View, installation_outside_system, sandbox_environment
 from services.runtime.scripts import SCRIPT_CANNOT_RUN, script_command
 from services.runtime.settings import Settings
 
@@ -46,10 +46,6 @@ __all__ = ["LocalExecutor", "find_python"]
 
 log = logging.getLogger(__name__)
 
-# Names of uv's steps, which are not repository scripts.
-_CREATE_VENV = "Creating the Python environment"
-_INSTALL = "Installing the requirements"
-_UV_STEPS = (_CREATE_VENV, _INSTALL)
 # Control groups of build steps are named <prefix><random>.
 _BUILD_GROUP_PREFIX = "build-"
 
@@ -180,7 +176,7 @@ class LocalExecutor:
                 built_at=datetime.now(timezone.utc).isoformat(),
                 build_seconds=round(time.monotonic() - started, 3),
                 start_script=plan.start,
-                python_prefix=str(_interpreter_prefix(python) or ""),
+                python_prefix=str(installation_outside_system(python) or ""),
                 binder_dir=plan.binder_dir,
             )
             yield PhaseChanged("pushing", f"Storing environment {name}...\n")
@@ -260,7 +256,7 @@ class LocalExecutor:
         """What a build step sees: its environment's two folders, the interpreter, uv and
         (for uv's steps) the package cache and local wheel directories."""
         readable = [Path(_uv_binary()), *self._local_sources()]
-        prefix = _interpreter_prefix(python)
+        prefix = installation_outside_system(python)
         if prefix is not None:
             readable.append(prefix)
         layers: tuple[Path, ...] = ()
@@ -274,7 +270,10 @@ class LocalExecutor:
             tmp_bytes=self.tmp_bytes,
         )
 
-    async def _run(self, cmd: list[str], view: View, cwd: Path, env: dict[str, str], deadline: float | None, what: str) -> AsyncIterator[str]:
+    async def _run(
+        self, cmd: list[str], view: View, cwd: Path, env: dict[str, str], deadline: float | None, what: str, is_script: bool = False
+    ) -> AsyncIterator[str]:
+        """`cmd`'s lines, sandboxed in `view`; `is_script`: it is the repository's own script."""
         yield self._redactor.text(f"$ {' '.join(cmd)}")
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -289,7 +288,7 @@ class LocalExecutor:
             if group is not None and group.ran_out_of_memory():
                 limit = self.confinement.limits.memory_bytes / 1024**3
                 raise BuildError(f"{what} ran out of memory (this Binder allows a build {limit:.1f} GiB) and was stopped.") from None
-            if exc.returncode in SCRIPT_CANNOT_RUN and what not in _UV_STEPS:
+            if is_script and exc.returncode in SCRIPT_CANNOT_RUN:
                 raise BuildError(f"{what} could not be run (exit status {exc.returncode}); see the build log.") from None
             raise BuildError(f"{what} failed (exit status {exc.returncode}); see the build log.") from None
         finally:
@@ -304,7 +303,7 @@ class LocalExecutor:
             yield LogLine(line)
         uv_view = self._view(target, python, with_cache=True)
         env = self._uv_env(None, workdir)
-        async for line in self._run([uv, "venv", "--seed", "--python", python, str(venv)], uv_view, workdir, env, deadline, _CREATE_VENV):
+        async for line in self._run([uv, "venv", "--seed", "--python", python, str(venv)], uv_view, workdir, env, deadline, "Creating the Python environment"):
             yield LogLine(line)
         # --compile-bytecode: every server started from this environment imports
         # JupyterLab's stack from ready .pyc files instead of compiling it again
@@ -315,11 +314,11 @@ class LocalExecutor:
         if plan.install_repository:
             install.append(".")
         env = self._uv_env(venv, workdir)
-        async for line in self._run(install, uv_view, workdir, env, deadline, _INSTALL):
+        async for line in self._run(install, uv_view, workdir, env, deadline, "Installing the requirements"):
             yield LogLine(line)
         if plan.post_build:
             view = self._view(target, python, with_cache=False)
-            async for line in self._run(script_command(workdir / plan.post_build), view, workdir, self._script_env(env), deadline, plan.post_build):
+            async for line in self._run(script_command(workdir / plan.post_build), view, workdir, self._script_env(env), deadline, plan.post_build, is_script=True):
                 yield LogLine(line)
 
     async def _prime_cache(self, python: str, deadline: float | None) -> AsyncIterator[str]:
@@ -359,10 +358,3 @@ def _python_for(plan: BuildPlan) -> str:
             f"which this host cannot provide (available here: {have})."
         )
     return python
-
-
-def _interpreter_prefix(python: str) -> Path | None:
-    """The installation an interpreter lives in (…/bin/python3.11 -> …), unless the
-    read-only system (/usr) already shows it."""
-    prefix = Path(os.path.realpath(python)).parent.parent
-    return None if str(prefix).startswith("/usr/") or str(prefix) == "/usr" else prefix

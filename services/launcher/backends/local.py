@@ -33,7 +33,7 @@ import msgspec
 from schemas import LaunchRequest, ResolvedRepo
 from services.runtime.environments import LocalEnvironmentStore
 from services.runtime.limits import ResourceLimits
-from services.runtime.sandbox import Confinement, View, sandbox_environment
+from services.runtime.sandbox import Confinement, View, installation_outside_system, sandbox_environment
 from services.runtime.scripts import script_command
 
 from services.runtime.settings import Settings
@@ -185,12 +185,9 @@ class LocalBackend:
         runtime = directory / "runtime"
         runtime.mkdir()
         venv = self.store.venv(name)
-        python_prefix = Path(metadata.python_prefix) if metadata.python_prefix else Path(os.path.realpath(sys.base_prefix))
-        view = View(
-            writable=(home, runtime),
-            readable=(venv,) if str(python_prefix).startswith("/usr") else (venv, python_prefix),
-            tmp_bytes=self.tmp_bytes,
-        )
+        # Environments built before the prefix was recorded use the launcher's own Python's.
+        python_prefix = Path(metadata.python_prefix) if metadata.python_prefix else installation_outside_system(sys.executable)
+        view = View(writable=(home, runtime), readable=(venv, *filter(None, [python_prefix])), tmp_bytes=self.tmp_bytes)
         token = secrets.token_hex(24)
         for attempt in range(3):
             port = _free_port(self.host)
